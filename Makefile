@@ -1,0 +1,57 @@
+# f8lab: `make test` and `make demo` set everything up from a fresh clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+DATA := data/FashionMNIST/raw/train-images-idx3-ubyte
+PROFILE ?= default
+RESULTS ?= results/$(PROFILE)
+
+.PHONY: help install data test test-slow demo lab bench clean
+
+help:
+	@echo "make test       set up .venv and data, run the test suite (notebooks in the quick profile)"
+	@echo "make demo       set up, run every notebook with papermill (PROFILE=default|quick)"
+	@echo "make lab        open JupyterLab on notebooks/"
+	@echo "make test-slow  the slow checks kept out of the default run"
+	@echo "make bench      the benchmarks in benchmarks/"
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PY) -c "import f8lab, torch, torchvision, onnxruntime, papermill"
+	touch $@
+
+data: $(DATA)
+
+$(DATA): | $(INSTALLED)
+	$(PY) data_scripts/get_fashion_mnist.py
+
+test: $(INSTALLED) $(DATA)
+	$(PY) -m pytest -m "not slow"
+
+test-slow: $(INSTALLED) $(DATA)
+	$(PY) -m pytest -m slow
+
+demo: $(INSTALLED) $(DATA)
+	@mkdir -p $(RESULTS)
+	@set -e; notebooks=$$(ls notebooks/[0-9]*.ipynb 2>/dev/null || true); \
+	if [ -z "$$notebooks" ]; then echo "demo: no notebooks in notebooks/ yet, nothing to run"; exit 0; fi; \
+	for nb in $$notebooks; do \
+		echo "demo: running $$nb (profile $(PROFILE))"; \
+		$(VENV)/bin/papermill --cwd notebooks -p PROFILE $(PROFILE) -p RESULTS_DIR $(abspath $(RESULTS)) \
+			$$nb $(RESULTS)/$$(basename $$nb); \
+	done; echo "demo: executed notebooks and results in $(RESULTS)"
+
+lab: $(INSTALLED) $(DATA)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(INSTALLED)
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .hypothesis

@@ -1,0 +1,51 @@
+"""QuantConfig: how a model is quantized. The defaults are the paper's 8-bit setting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from f8lab.quant.choose import FRACLEN_METHODS
+from f8lab.quant.formats import check_fraclen, check_word_length
+from f8lab.quant.formula import COEFFICIENT_SOURCES
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Quantization settings (METHOD.md §3-§5). ``QuantConfig()`` is the paper's
+    conventional setting: weights [8, 7], inputs [8, 6], per layer, std formula, PACT
+    clipping, EMA momentum 0.1."""
+
+    bits: int = 8                    # word length of weights and layer inputs, 2..16
+    weight_fraclen: int | None = None  # weight FL when fraclen="fixed"; None: bits - 1
+    input_fraclen: int | None = None   # initial input FL (EMA buffer); None: bits - 2
+    fraclen: str = "std"             # "std" | "mean" | "rms" (formula), "grid", or "fixed"
+    coefficients: str = "published"  # formula coefficients: "published" or "derived"
+    per_channel: bool = False        # one weight FL per output channel instead of per layer
+    clipping: bool = True            # PACT clipping with a learned level; False: s = 1
+    floating: bool = False           # run the same graph without rounding (the FP baseline)
+    ema_momentum: float = 0.1        # fl <- m * FL_batch + (1 - m) * fl
+    alpha_init: float = 8.0          # initial PACT clipping level
+    share_clipping: bool = True      # readers of one tensor share their master's alpha
+
+    def __post_init__(self) -> None:
+        check_word_length(self.bits)
+        if self.weight_fraclen is None:
+            object.__setattr__(self, "weight_fraclen", self.bits - 1)
+        if self.input_fraclen is None:
+            object.__setattr__(self, "input_fraclen", max(self.bits - 2, 0))
+        check_fraclen(self.weight_fraclen, self.bits, signed=True)
+        check_fraclen(self.input_fraclen, self.bits, signed=True)
+        methods = FRACLEN_METHODS + ("fixed",)
+        if self.fraclen not in methods:
+            raise ValueError(
+                f"unknown fraclen method {self.fraclen!r}; choose one of {', '.join(methods)}"
+            )
+        if self.coefficients not in COEFFICIENT_SOURCES:
+            raise ValueError(
+                f"unknown coefficients {self.coefficients!r}; choose one of "
+                f"{', '.join(COEFFICIENT_SOURCES)}"
+            )
+        if not 0.0 < self.ema_momentum <= 1.0:
+            raise ValueError(f"ema_momentum must be in (0, 1], got {self.ema_momentum}")
+        if not self.alpha_init > 0:
+            raise ValueError(f"alpha_init must be positive, got {self.alpha_init}")

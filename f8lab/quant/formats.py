@@ -1,0 +1,87 @@
+"""Fixed-point formats: word length, fractional length and signedness, and their checks.
+
+A fixed-point number with word length ``wl`` and fractional length ``fl`` is an integer
+``q`` times ``2**-fl`` (METHOD.md §1). Signed formats use the symmetric range
+``±(2**(wl-1) - 1)`` (for 8 bit, -128 is unused); unsigned formats use ``0 .. 2**wl - 1``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+MIN_WORD_LENGTH = 2
+MAX_WORD_LENGTH = 16
+
+
+def check_word_length(wl: int) -> int:
+    """Return ``wl`` if it is an integer word length in 2..16, else raise."""
+    if isinstance(wl, bool) or not isinstance(wl, numbers.Integral):
+        raise TypeError(f"word length must be an integer, got {wl!r} ({type(wl).__name__})")
+    if not MIN_WORD_LENGTH <= wl <= MAX_WORD_LENGTH:
+        raise ValueError(
+            f"word length {wl} is out of range: f8lab supports "
+            f"{MIN_WORD_LENGTH}..{MAX_WORD_LENGTH} bits"
+        )
+    return int(wl)
+
+
+def int_range(wl: int, signed: bool) -> tuple[int, int]:
+    """The integer range ``(qmin, qmax)`` of a format: (-127, 127) or (0, 255) at 8 bit."""
+    wl = check_word_length(wl)
+    if signed:
+        return -(2 ** (wl - 1) - 1), 2 ** (wl - 1) - 1
+    return 0, 2**wl - 1
+
+
+def fraclen_range(wl: int, signed: bool) -> tuple[int, int]:
+    """Valid fractional lengths ``(0, fl_max)``: signed 0..wl-1, unsigned 0..wl."""
+    wl = check_word_length(wl)
+    return 0, wl - 1 if signed else wl
+
+
+def _describe(wl: int, signed: bool) -> str:
+    return f"{'signed' if signed else 'unsigned'} {wl}-bit"
+
+
+def check_fraclen(fl: int | torch.Tensor, wl: int, signed: bool) -> int | torch.Tensor:
+    """Return ``fl`` if it is a valid fractional length for the format, else raise.
+
+    ``fl`` is a Python integer or a tensor of integer values (one per channel, or a
+    0-dim tensor such as a rounded EMA buffer). Floats such as 6.5 are refused: round the
+    fractional length first.
+    """
+    lo, hi = fraclen_range(wl, signed)
+    if isinstance(fl, torch.Tensor):
+        if fl.is_floating_point() and not torch.equal(fl, fl.round()):
+            raise ValueError(
+                f"fractional lengths must be integers, got {fl.tolist()}; round them first"
+            )
+        if fl.numel() and (fl.min() < lo or fl.max() > hi):
+            raise ValueError(
+                f"fractional lengths {fl.tolist()} are out of range for "
+                f"{_describe(wl, signed)} ({lo}..{hi})"
+            )
+        return fl
+    if isinstance(fl, bool) or not isinstance(fl, numbers.Integral):
+        raise TypeError(
+            f"fractional length must be an integer, got {fl!r} ({type(fl).__name__}); "
+            "round it first"
+        )
+    if not lo <= fl <= hi:
+        raise ValueError(
+            f"fractional length {fl} is out of range for {_describe(wl, signed)} ({lo}..{hi})"
+        )
+    return int(fl)
+
+
+def check_finite(x: torch.Tensor, what: str = "tensor") -> None:
+    """Raise if ``x`` holds NaN or Inf: no format can be chosen for it."""
+    if not torch.isfinite(x).all():
+        bad = x[~torch.isfinite(x)]
+        raise ValueError(
+            f"{what} holds {bad.numel()} non-finite value(s) (first: {bad.flatten()[0].item()}); "
+            "a fixed-point format cannot be chosen for NaN or Inf: check the input or the "
+            "learning rate"
+        )

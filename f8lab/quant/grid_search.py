@@ -1,0 +1,57 @@
+"""Grid search for the fractional length: try every valid FL, keep the smallest RMS error.
+
+The brute-force alternative to the formula (METHOD.md §2): ``wl + 1`` quantize passes
+instead of one reduction. The error of the unsigned quantizer is measured against
+``relu(x)``, the function it implements.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from f8lab.quant.fix_quant import fix_quant
+from f8lab.quant.formats import check_finite, fraclen_range
+
+
+def _as_rows(x: torch.Tensor, dim: int | None) -> torch.Tensor:
+    # (1, numel) for a per-tensor format, (C, numel / C) with the channels along dim
+    if dim is None:
+        return x.reshape(1, -1)
+    return x.transpose(0, dim).reshape(x.shape[dim], -1)
+
+
+def quant_rmse(x: torch.Tensor, wl: int, fl: int | torch.Tensor, signed: bool,
+               dim: int | None = None) -> torch.Tensor:
+    """RMS error of ``fix_quant`` against the intended values (``relu(x)`` when unsigned).
+
+    Returns:
+        A 0-dim tensor, or one value per slice along ``dim``.
+    """
+    x = x.detach()
+    target = x if signed else x.clamp(min=0)
+    error = _as_rows(fix_quant(x, wl, fl, signed, dim) - target, dim)
+    rmse = error.square().mean(dim=1).sqrt()
+    return rmse[0] if dim is None else rmse
+
+
+def fraclen_grid_search(x: torch.Tensor, wl: int = 8, signed: bool = True,
+                        dim: int | None = None) -> torch.Tensor:
+    """The fractional length with the smallest RMS quantization error.
+
+    Ties go to the larger fractional length (the finer grid); a constant zero tensor
+    therefore gets the largest one, as with the formula.
+
+    Args:
+        x: the tensor to quantize (finite values only).
+        wl: word length, 2..16.
+        signed: signed or unsigned quantizer.
+        dim: search one FL per slice along ``dim``; None for one FL for the whole tensor.
+
+    Returns:
+        A 0-dim long tensor, or a long tensor with one FL per slice along ``dim``.
+    """
+    check_finite(x, "the tensor whose format is being chosen")
+    lo, hi = fraclen_range(wl, signed)
+    candidates = range(hi, lo - 1, -1)  # finest first: argmin keeps the first of equal errors
+    errors = torch.stack([quant_rmse(x, wl, fl, signed, dim) for fl in candidates])
+    return hi - errors.argmin(dim=0)
