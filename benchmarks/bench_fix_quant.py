@@ -3,7 +3,8 @@
     python benchmarks/bench_fix_quant.py [--numel 16777216] [--repeats 15]
 
 Both run on the same 16M-element float32 tensor, interleaved, so machine noise hits both
-alike; the ratio of the medians is reported.
+alike; the ratio of the medians is reported for a signed (±127) and an unsigned (0..255)
+8-bit format.
 """
 
 import argparse
@@ -12,23 +13,24 @@ import time
 
 import torch
 
-from f8lab.quant import fix_quant
+from f8lab.quant import fix_quant, int_range
 
-WL, FL, SIGNED = 8, 5, True
-
-
-def step_fix_quant(x: torch.Tensor) -> None:
-    fix_quant(x, WL, FL, SIGNED).sum().backward()
+WL, FL = 8, 5
 
 
-def step_torch(x: torch.Tensor) -> None:
-    torch.fake_quantize_per_tensor_affine(x, 2.0**-FL, 0, -127, 127).sum().backward()
+def step_fix_quant(x: torch.Tensor, signed: bool) -> None:
+    fix_quant(x, WL, FL, signed).sum().backward()
 
 
-def timed(step, x: torch.Tensor) -> float:
+def step_torch(x: torch.Tensor, signed: bool) -> None:
+    qmin, qmax = int_range(WL, signed)
+    torch.fake_quantize_per_tensor_affine(x, 2.0**-FL, 0, qmin, qmax).sum().backward()
+
+
+def timed(step, x: torch.Tensor, signed: bool) -> float:
     x.grad = None
     start = time.perf_counter()
-    step(x)
+    step(x, signed)
     return time.perf_counter() - start
 
 
@@ -38,19 +40,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     x = (torch.randn(args.numel) * 2).requires_grad_()
-    for step in (step_fix_quant, step_torch):  # warm-up
-        timed(step, x)
-    ours, theirs = [], []
-    for _ in range(args.repeats):
-        ours.append(timed(step_fix_quant, x))
-        theirs.append(timed(step_torch, x))
-    ours_ms, theirs_ms = 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
     print(f"tensor: {args.numel:,} float32 elements, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}")
-    print(f"fix_quant forward+backward:                        {ours_ms:8.1f} ms (median of {args.repeats})")
-    print(f"torch.fake_quantize_per_tensor_affine fwd+bwd:     {theirs_ms:8.1f} ms")
-    print(f"ratio fix_quant / torch: {ours_ms / theirs_ms:.3f}  (target <= 1.0)")
-
+    for signed in (True, False):
+        for step in (step_fix_quant, step_torch):  # warm-up
+            timed(step, x, signed)
+        ours, theirs = [], []
+        for _ in range(args.repeats):
+            ours.append(timed(step_fix_quant, x, signed))
+            theirs.append(timed(step_torch, x, signed))
+        ours_ms, theirs_ms = 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
+        kind = "signed  " if signed else "unsigned"
+        print(f"{kind} fix_quant fwd+bwd {ours_ms:7.1f} ms, torch.fake_quantize fwd+bwd "
+              f"{theirs_ms:7.1f} ms: ratio {ours_ms / theirs_ms:.3f} (target <= 1.0)")
 
 if __name__ == "__main__":
     main()

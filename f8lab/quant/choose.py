@@ -11,7 +11,7 @@ FRACLEN_METHODS = METRICS + ("grid",)
 
 
 def choose_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: str = "std",
-                   dim: int | None = None, source: str = "published") -> torch.Tensor:
+                   dim: int | None = None, source: str = "published") -> int | torch.Tensor:
     """The fractional length for ``x``: the formula on a statistic, or grid search.
 
     Args:
@@ -24,13 +24,17 @@ def choose_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: st
         source: coefficients of the formula, "published" or "derived".
 
     Returns:
-        A long tensor: 0-dim, or one FL per slice along ``dim``.
+        An int for ``dim=None``, else a long tensor with one FL per slice along ``dim``.
     """
     if method == "grid":
-        return fraclen_grid_search(x, wl, signed, dim)
+        fl = fraclen_grid_search(x, wl, signed, dim)
+        return int(fl) if dim is None else fl
     if method not in METRICS:
         raise ValueError(
             f"unknown fractional-length method {method!r}; choose one of "
             f"{', '.join(FRACLEN_METHODS)}"
         )
-    return fraclen_from_stat(tensor_stat(x, method, signed, dim), wl, signed, method, source)
+    stat = tensor_stat(x, method, signed, dim)
+    if dim is None:  # one number: the formula in Python, no tensor round trips
+        stat = float(stat)
+    return fraclen_from_stat(stat, wl, signed, method, source)

@@ -25,7 +25,9 @@ class QuantConfig:
     floating: bool = False           # run the same graph without rounding (the FP baseline)
     ema_momentum: float = 0.1        # fl <- m * FL_batch + (1 - m) * fl
     alpha_init: float = 8.0          # initial PACT clipping level
-    share_clipping: bool = True      # readers of one tensor share their master's alpha
+    share_clipping: bool = True      # tensors tied by an identity path share one alpha
+    rescale_classifier: bool = False  # classifier weight / (sqrt(N_out) * std): "rescale forward"
+    signed_input: bool = False       # normalised images (signed FL 5) instead of pixels/256 (FL 8)
 
     def __post_init__(self) -> None:
         check_word_length(self.bits)

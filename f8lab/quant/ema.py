@@ -32,17 +32,15 @@ class FraclenEMA(nn.Module):
         self.register_buffer("updates", torch.tensor(0, dtype=torch.long))
 
     @torch.no_grad()
-    def update(self, batch_fraclen: torch.Tensor | int) -> None:
+    def update(self, batch_fraclen: int) -> None:
         """Move the running value towards this batch's fractional length."""
-        batch_fraclen = torch.as_tensor(batch_fraclen, dtype=self.fraclen.dtype,
-                                        device=self.fraclen.device)
-        self.fraclen.lerp_(batch_fraclen, self.momentum)
+        self.fraclen.mul_(1.0 - self.momentum).add_(self.momentum * int(batch_fraclen))
         self.updates += 1
 
-    def rounded(self) -> torch.Tensor:
-        """The evaluation format: ``clamp(round(fl))`` as a 0-dim long tensor."""
+    def rounded(self) -> int:
+        """The evaluation format: ``clamp(round(fl))``, rounding half to even."""
         lo, hi = fraclen_range(self.wl, self.signed)
-        return self.fraclen.round().clamp(lo, hi).long()
+        return min(max(round(float(self.fraclen)), lo), hi)
 
     def extra_repr(self) -> str:
         kind = "signed" if self.signed else "unsigned"

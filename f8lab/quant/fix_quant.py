@@ -2,15 +2,11 @@
 
     q = clamp(round_half_to_even(x * 2**fl), qmin, qmax)        Q_FL(x) = q * 2**-fl
 
-With a power-of-two scale, ``x * 2**fl`` and ``q * 2**-fl`` are exact in floating point,
-so this is PyTorch's fused affine fake quantization at scale ``2**-fl`` and zero point 0,
-whose kernel rounds half to even. f8lab runs that kernel: one pass over memory for the
-value and the gradient mask together.
-
-Gradient rule (straight-through estimator): ``dQ/dx = 1`` where
+Multiplying by a power of two is exact in floating point, so the only rounding is the one
+the formula asks for. Gradient rule (straight-through estimator): ``dQ/dx = 1`` where
 ``qmin <= round(x * 2**fl) <= qmax`` and 0 where the value was clamped. The ends of the
-range count as inside (torch's convention; the original F8Net code passed gradient only
-strictly inside). The fractional length receives no gradient.
+range count as inside (torch.fake_quantize's convention; the original F8Net code passed
+gradient only strictly inside). The fractional length receives no gradient.
 """
 
 from __future__ import annotations
@@ -20,9 +16,22 @@ import torch
 from f8lab.quant.formats import check_fraclen, int_range
 
 
-def _scales(fl: torch.Tensor) -> torch.Tensor:
-    # (C,) float32 scales 2**-fl; exact for every valid fractional length
-    return torch.exp2(-fl.to(torch.float32))
+class _FixQuant(torch.autograd.Function):
+    """``Q_FL`` with the straight-through gradient; ``up = 2**fl`` and ``down = 2**-fl`` are
+    floats or tensors that broadcast against ``x`` (per channel)."""
+
+    @staticmethod
+    def forward(ctx, x, up, down, qmin: int, qmax: int):
+        q = torch.mul(x, up).round_()  # exact scaling, then round half to even
+        clamped = q.clamp(qmin, qmax)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(clamped == q)  # bool mask, True inside the range (ends included)
+        return clamped.mul_(down)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None, None, None
 
 
 def fix_quant(
@@ -51,28 +60,22 @@ def fix_quant(
         raise TypeError(f"fix_quant takes a floating-point tensor, got {x.dtype}")
     qmin, qmax = int_range(wl, signed)
     fl = check_fraclen(fl, wl, signed)
+    if not isinstance(fl, torch.Tensor):
+        return _FixQuant.apply(x, 2.0**fl, 2.0**-fl, qmin, qmax)
+    fl = fl.to(device=x.device, dtype=x.dtype)
     if dim is None:
-        if not isinstance(fl, torch.Tensor):
-            return torch.fake_quantize_per_tensor_affine(x, 2.0**-fl, 0, qmin, qmax)
         if fl.numel() != 1:
             raise ValueError(
                 f"got {fl.numel()} fractional lengths but dim=None; pass the channel dim "
                 "for per-channel formats"
             )
-        scale = _scales(fl.to(x.device)).reshape(())
-        zero_point = torch.zeros((), dtype=torch.int32, device=x.device)
-        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, qmin, qmax)
-    axis = dim % x.dim()
-    channels = x.shape[axis]
-    fl = torch.as_tensor(fl, device=x.device).reshape(-1)
-    if fl.numel() == 1:
-        fl = fl.expand(channels)
-    if fl.shape != (channels,):
-        raise ValueError(
-            f"per-channel fractional lengths have shape {tuple(fl.shape)}, but x has "
-            f"{channels} channels along dim {dim}"
-        )
-    zero_points = torch.zeros(channels, dtype=torch.int32, device=x.device)
-    return torch.fake_quantize_per_channel_affine(
-        x, _scales(fl).contiguous(), zero_points, axis, qmin, qmax
-    )
+        fl = fl.reshape(())
+    else:
+        axis = dim % x.dim()
+        if fl.numel() not in (1, x.shape[axis]):
+            raise ValueError(
+                f"per-channel fractional lengths have shape {tuple(fl.shape)}, but x has "
+                f"{x.shape[axis]} channels along dim {dim}"
+            )
+        fl = fl.reshape([-1 if d == axis else 1 for d in range(x.dim())])
+    return _FixQuant.apply(x, torch.exp2(fl), torch.exp2(-fl), qmin, qmax)

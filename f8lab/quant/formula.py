@@ -72,23 +72,25 @@ def tensor_stat(x: torch.Tensor, metric: str = "std", signed: bool = True,
     """The statistic the formula reads, over the whole tensor or per slice along ``dim``.
 
     "std" is the population standard deviation of ``x`` as given; "mean" and "rms" are
-    taken over ``x`` (signed) or ``relu(x)`` (unsigned). Raises on NaN or Inf.
+    taken over ``x`` (signed) or ``relu(x)`` (unsigned). Raises on NaN or Inf (checked
+    through the statistic, which any of them makes non-finite: one pass over ``x``).
 
     Returns:
         A 0-dim tensor, or one value per slice along ``dim``.
     """
     _check_choice(metric, METRICS, "metric")
-    check_finite(x, "the tensor whose format is being chosen")
     x = x.detach()
     if dim is not None:
         x = x.transpose(0, dim).reshape(x.shape[dim], -1)
     reduce = {} if dim is None else {"dim": 1}
     if metric == "std":
-        return x.std(correction=0, **reduce)
-    values = x if signed else x.clamp(min=0)
-    if metric == "mean":
-        return values.abs().mean(**reduce)
-    return values.square().mean(**reduce).sqrt()
+        stat = x.std(correction=0, **reduce)
+    else:
+        values = x if signed else x.clamp(min=0)
+        stat = values.abs().mean(**reduce) if metric == "mean" else values.square().mean(**reduce).sqrt()
+    if not torch.isfinite(stat).all():  # any NaN or Inf in x makes the statistic non-finite
+        check_finite(x, "the tensor whose format is being chosen")
+    return stat
 
 
 def fraclen_from_stat(stat: float | torch.Tensor, wl: int = 8, signed: bool = True,

@@ -1,0 +1,96 @@
+"""build_model / list_models / from_float: the architectures by name, float or fixed point."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from f8lab.models.mobilenet_v1 import mobilenet_v1
+from f8lab.models.mobilenet_v2 import mobilenet_v2
+from f8lab.models.resnet import resnet18, resnet50
+from f8lab.nn import LayerKit
+from f8lab.quant import QuantConfig
+
+BUILDERS = {
+    "resnet18": resnet18,
+    "resnet50": resnet50,
+    "mobilenet_v1": mobilenet_v1,
+    "mobilenet_v2": mobilenet_v2,
+}
+STEMS = ("imagenet", "small")
+
+
+def list_models() -> list[str]:
+    """The architecture names ``build_model`` accepts."""
+    return sorted(BUILDERS)
+
+
+def build_model(name: str, num_classes: int = 1000, quant: QuantConfig | None = None,
+                stem: str = "imagenet", in_channels: int = 3, width: float = 1.0) -> nn.Module:
+    """Build an architecture, float (``quant=None``) or fixed point.
+
+    Args:
+        name: one of ``list_models()``.
+        num_classes: classifier outputs.
+        quant: a QuantConfig for the fixed-point model, None for the float one.
+        stem: "imagenet" (224x224 input) or "small" (28x28 or 32x32 input).
+        in_channels: image channels (1 for Fashion-MNIST).
+        width: width multiplier of every layer.
+
+    Returns:
+        The model; its ``arch`` attribute holds these arguments (without ``quant``).
+    """
+    if name not in BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
+    if not width > 0:
+        raise ValueError(f"width multiplier must be positive, got {width}")
+    if quant is not None and not isinstance(quant, QuantConfig):
+        raise TypeError(f"quant must be a QuantConfig or None, got {type(quant).__name__}")
+    arch = dict(name=name, num_classes=num_classes, stem=stem, in_channels=in_channels, width=width)
+    model = BUILDERS[name](LayerKit(quant), num_classes=num_classes, stem=stem,
+                           in_channels=in_channels, width=width)
+    model.arch = arch
+    model.quant = quant
+    return model
+
+
+def fixed_point_only_keys(model: nn.Module) -> set[str]:
+    """State-dict keys that a fixed-point model has and its float version lacks."""
+    float_model = build_model(**model.arch)
+    return set(model.state_dict()) - set(float_model.state_dict())
+
+
+def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Load float weights (torchvision's names) into a float or fixed-point model.
+
+    Every key of ``state_dict`` must be used, and every float parameter and statistic of
+    the model must be given; the fixed-point extras (α, FL buffers) keep their values.
+    """
+    own = model.state_dict()
+    extras = fixed_point_only_keys(model) if getattr(model, "quant", None) is not None else set()
+    missing = [k for k in own if k not in state_dict and k not in extras]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+                  for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
+    parts = [f"{len(keys)} {what}, first: {', '.join(keys[:3])}"
+             for keys, what in ((missing, "missing key(s)"), (unexpected, "unexpected key(s)"),
+                                (mismatched, "shape mismatch(es) (given vs model)")) if keys]
+    if parts:
+        raise ValueError(
+            f"state dict does not fit {model.arch['name']} ({model.arch}): {'; '.join(parts)}. "
+            "Check the architecture, stem, width, number of classes and input channels"
+        )
+    model.load_state_dict(state_dict, strict=False)
+
+
+def from_float(float_model: nn.Module, quant: QuantConfig) -> nn.Module:
+    """A fixed-point model with the float model's conv weights, BN parameters and statistics."""
+    if getattr(float_model, "quant", None) is not None:
+        raise ValueError("from_float takes a float model; this one is already fixed point")
+    model = build_model(**float_model.arch, quant=quant)
+    load_float_state_dict(model, float_model.state_dict())
+    return model.to(next(float_model.parameters()).device)

@@ -1,0 +1,110 @@
+"""ActQuant: the quantizer of one activation tensor, with PACT scaling (METHOD.md §3-§5).
+
+The tensor that flows into an ActQuant is ``u = x / s`` with the fix scaling
+
+    s = 2**FL * |α| / (2**(wl - signed) - 1)          (FL = round of the EMA buffer)
+
+and ``s * Q_FL(u)`` equals PACT(x; α): FL places the binary point, α sets the clip. The
+layers that produce this tensor fold ``1 / s`` into their weights and biases; the layers
+that read it fold ``s`` back in. Each tensor has its own ActQuant and so its own private
+FL; tensors tied by an identity path share one α, owned by a master ActQuant, which keeps
+the ratio of their scales a power of two.
+
+Modes: ``clipping=False`` sets s = 1 (pure fixed point); ``floating=True`` clamps like the
+quantizer but does not round (with clipping off as well: a plain ReLU, the float network).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from f8lab.quant import FraclenEMA, QuantConfig, choose_fraclen, fix_quant, fraclen_range
+
+
+class ActQuant(nn.Module):
+    """Quantizes one activation tensor; an unsigned ActQuant also performs the ReLU.
+
+    Args:
+        config: the model's QuantConfig.
+        signed: signed input (e.g. MobileNetV2 block outputs, normalised images) or
+            unsigned (the input follows a ReLU, which this quantizer performs).
+        max_value: the float activation's cap (6 for ReLU6), applied when clipping is
+            off; with clipping on, the learned α takes its place.
+        fixed_fraclen: a fixed format with s = 1 and no α (the image input: FL 8, unsigned).
+    """
+
+    def __init__(self, config: QuantConfig, signed: bool = False, max_value: float | None = None,
+                 fixed_fraclen: int | None = None) -> None:
+        super().__init__()
+        self.config, self.signed, self.max_value = config, signed, max_value
+        self.wl = config.bits
+        self.tracked = fixed_fraclen is None and config.fraclen != "fixed"
+        self.clipping = config.clipping and fixed_fraclen is None
+        init = config.input_fraclen if fixed_fraclen is None else fixed_fraclen
+        init = min(init, fraclen_range(self.wl, signed)[1])
+        self.ema = FraclenEMA(self.wl, signed, init, config.ema_momentum)
+        self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init))) if self.clipping else None
+        self._master: ActQuant | None = None
+        self._pass_fraclen: int | None = None  # the FL of the scale in the current forward pass
+
+    def share_alpha_with(self, master: ActQuant) -> None:
+        """Use ``master``'s α (clipping-level sharing); this quantizer keeps its own FL."""
+        master = master.master
+        if master is self:
+            return
+        if (master.wl, master.signed) != (self.wl, self.signed):
+            raise ValueError("tensors that share a clipping level must share their format")
+        if self.alpha is not None:
+            del self.alpha
+            self.alpha = None
+        object.__setattr__(self, "_master", master)  # a reference, not a submodule
+
+    @property
+    def master(self) -> ActQuant:
+        """The ActQuant that owns this tensor's α (itself, unless it shares one)."""
+        return self if self._master is None else self._master
+
+    def levels(self) -> int:
+        """``2**(wl - signed) - 1``: 127 signed, 255 unsigned at 8 bit."""
+        return 2 ** (self.wl - int(self.signed)) - 1
+
+    def scale(self, fraclen: int | None = None) -> torch.Tensor:
+        """The fix scaling ``s`` (1 without clipping) at ``fraclen``, by default the rounded
+        EMA buffer: what the layer producing this tensor folds in."""
+        if not self.clipping:
+            return torch.ones((), device=self.ema.fraclen.device)
+        if fraclen is None:
+            fraclen = self.ema.rounded()
+        return 2.0**fraclen * self.master.alpha.abs() / self.levels()
+
+    def pass_scale(self) -> torch.Tensor:
+        """The scale of the tensor this quantizer produced in the current forward pass:
+        what its readers fold in. Fixed before the EMA buffer moves, so that producer and
+        readers agree within a pass."""
+        return self.scale(self._pass_fraclen)
+
+    def _quantize(self, u: torch.Tensor, fl: int) -> torch.Tensor:
+        if not self.clipping and self.max_value is not None:
+            u = u.clamp(max=self.max_value)
+        if not self.config.floating:
+            return fix_quant(u, self.wl, fl, self.signed)
+        if not self.clipping:
+            return u if self.signed else torch.relu(u)
+        step = 2.0**-fl
+        return u.clamp(-self.levels() * step if self.signed else 0.0, self.levels() * step)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        self._pass_fraclen = self.ema.rounded()
+        if self.training and self.tracked:
+            batch_fl = choose_fraclen(u, self.wl, self.signed, self.config.fraclen,
+                                      source=self.config.coefficients)
+            self.ema.update(batch_fl)
+            fl = batch_fl
+        else:
+            fl = self._pass_fraclen
+        return self._quantize(u, fl)
+
+    def extra_repr(self) -> str:
+        kind = "signed" if self.signed else "unsigned"
+        return f"{kind} {self.wl}-bit, clipping={self.clipping}, tracked={self.tracked}"

@@ -1,0 +1,91 @@
+"""FixConv2d: convolution + BatchNorm folded, with PACT scaling (METHOD.md §4).
+
+    W~ = (γ / σ_B) · W · s_in / s_out        (per output channel; depthwise alike)
+    b~ = (β - γ·μ_B / σ_B) / s_out
+    y  = conv(Q(u), Q_FLw(W~)) + b~
+
+``s_in`` is the scale of the input tensor's ActQuant, ``s_out`` that of the tensor this
+layer produces, so ``y`` is already in the next layer's units. In training, μ_B and σ_B
+are the batch statistics of ``conv(s_in · Q(u), W)`` (an extra convolution, with gradients
+through them; biased variance) and the BatchNorm module only updates its running
+statistics; in evaluation the running statistics are used.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from f8lab.nn.act_quant import ActQuant
+from f8lab.nn.weight_quant import WeightQuant
+from f8lab.quant import QuantConfig
+
+
+class FoldedBatchNorm2d(nn.BatchNorm2d):
+    """A BatchNorm whose parameters and statistics are used by the FixConv2d before it.
+
+    Its forward passes the tensor through unchanged: the folding happens in the conv.
+    Parameter names are BatchNorm2d's, so float checkpoints load as they are.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor,
+                          count: int) -> None:
+    """BatchNorm's own update: unbiased variance, momentum or cumulative average."""
+    bn.num_batches_tracked += 1
+    momentum = bn.momentum if bn.momentum is not None else 1.0 / bn.num_batches_tracked.item()
+    bn.running_mean.lerp_(mean, momentum)
+    bn.running_var.lerp_(var * count / max(count - 1, 1), momentum)
+
+
+class FixConv2d(nn.Conv2d):
+    """A fixed-point conv+BN layer. Wire it with ``attach`` before use."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, groups: int = 1, *, config: QuantConfig) -> None:
+        if groups not in (1, in_channels) or (groups > 1 and out_channels != in_channels):
+            raise NotImplementedError(
+                f"grouped convolution with groups={groups} ({in_channels} -> {out_channels} "
+                "channels) is not supported: only dense (groups=1) and depthwise "
+                "(groups = in = out channels) convolutions are"
+            )
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding,
+                         groups=groups, bias=False)
+        self.weight_quant = WeightQuant(config, out_channels)
+        self._bn: nn.BatchNorm2d | None = None
+        self._input_quant: ActQuant | None = None
+        self._output_quant: ActQuant | None = None
+
+    def attach(self, bn: nn.BatchNorm2d, input_quant: ActQuant,
+               output_quant: ActQuant | None) -> None:
+        """Name the BatchNorm folded into this conv and the quantizers of its input and output."""
+        for name, value in (("_bn", bn), ("_input_quant", input_quant),
+                            ("_output_quant", output_quant)):
+            object.__setattr__(self, name, value)  # references, not submodules
+
+    def folded(self, x_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The effective weight and bias ``(W~, b~)``; in training, from ``x_q``'s batch statistics."""
+        if self._bn is None:
+            raise RuntimeError("FixConv2d is not wired: call attach(bn, input_quant, output_quant)")
+        bn = self._bn
+        s_in = self._input_quant.pass_scale()
+        s_out = self._output_quant.scale() if self._output_quant is not None else 1.0
+        if self.training:
+            y = self._conv_forward(x_q, self.weight * s_in, None)  # conv(s_in·Q(u), W): (N, C, H, W)
+            mean = y.mean(dim=(0, 2, 3))
+            var = (y.square().mean(dim=(0, 2, 3)) - mean.square()).clamp(min=0)  # biased
+            with torch.no_grad():
+                _update_running_stats(bn, mean, var, y.numel() // y.shape[1])
+        else:
+            mean, var = bn.running_mean, bn.running_var
+        gain = bn.weight / torch.sqrt(var + bn.eps)  # γ / σ
+        weight = self.weight * (gain * s_in / s_out).view(-1, 1, 1, 1)
+        bias = (bn.bias - mean * gain) / s_out
+        return weight, bias
+
+    def forward(self, x_q: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.folded(x_q)
+        return self._conv_forward(x_q, self.weight_quant(weight), bias)

@@ -1,0 +1,90 @@
+"""Fixed-point layers: PACT equivalence, BN folding, modes, sharing, bad input."""
+
+import pytest
+import torch
+from torch import nn
+
+from f8lab.nn import ActQuant, FixConv2d, LayerKit
+from f8lab.quant import QuantConfig, fraclen_range
+
+
+def pact(x: torch.Tensor, alpha: float, levels: int, signed: bool) -> torch.Tensor:
+    """PACT: clip at α (and -α when signed), quantize uniformly with step α / levels."""
+    step = alpha / levels
+    return torch.clamp(torch.round(x / step), -levels if signed else 0, levels) * step
+
+
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("bits", [8, 4])
+def test_fix_scaling_is_pact_for_every_fraclen(signed, bits):
+    torch.manual_seed(0)
+    x = torch.randn(10_000, dtype=torch.float64) * 5
+    quant = ActQuant(QuantConfig(bits=bits), signed=signed).double().eval()
+    for fl in range(*fraclen_range(bits, signed)):
+        for alpha in (0.37, 3.0, 8.0):
+            quant.ema.fraclen.fill_(fl)
+            quant.alpha.data.fill_(alpha)
+            s = quant.scale()
+            assert torch.equal(s * quant(x / s), pact(x, alpha, quant.levels(), signed))
+
+
+def test_unsigned_quantizer_is_relu_and_floating_modes():
+    x = torch.linspace(-3, 3, 101)
+    exact = ActQuant(QuantConfig(floating=True, clipping=False)).eval()
+    assert torch.equal(exact(x), torch.relu(x))
+    relu6 = ActQuant(QuantConfig(floating=True, clipping=False), max_value=6).eval()
+    assert torch.equal(relu6(x * 3), torch.nn.functional.relu6(x * 3))
+    clipped = ActQuant(QuantConfig(floating=True, alpha_init=1.0)).eval()  # FL 6: range 0..255/64
+    assert torch.equal(clipped(x), x.clamp(0, 255 / 64))
+
+
+def wired_conv(config: QuantConfig, groups: int = 1) -> tuple[FixConv2d, nn.BatchNorm2d]:
+    kit = LayerKit(config)
+    conv, bn = kit.conv(4, 4, 3, groups=groups), kit.norm(4)
+    conv.attach(bn, kit.image_input(), None)  # input scale 1, output: the logits' units
+    return conv, bn
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_training_folds_batch_statistics_like_batchnorm(groups):
+    torch.manual_seed(0)
+    conv, bn = wired_conv(QuantConfig(floating=True, clipping=False), groups)
+    reference_conv = nn.Conv2d(4, 4, 3, padding=1, groups=groups, bias=False)
+    reference_bn = nn.BatchNorm2d(4)
+    reference_conv.weight.data.copy_(conv.weight.data)
+    for p in (bn.weight, bn.bias):
+        p.data.uniform_(0.5, 1.5)
+    reference_bn.load_state_dict(bn.state_dict())
+    x = torch.randn(8, 4, 6, 6)
+    torch.testing.assert_close(conv(x), reference_bn(reference_conv(x)), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(bn.running_mean, reference_bn.running_mean)
+    torch.testing.assert_close(bn.running_var, reference_bn.running_var)
+    conv.eval(), reference_bn.eval()
+    torch.testing.assert_close(conv(x), reference_bn(reference_conv(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_reach_weights_bn_and_alpha():
+    from f8lab.models import build_model
+    model = build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1, width=0.125)
+    model.train()
+    model(torch.rand(4, 1, 28, 28)).sum().backward()
+    assert model.layer2[0].conv1.weight.grad.abs().sum() > 0
+    assert model.layer2[0].bn1.weight.grad.abs().sum() > 0
+    assert model.act1.alpha.grad is not None and model.act1.alpha.grad != 0
+
+
+def test_grouped_convolutions_other_than_depthwise_are_refused():
+    with pytest.raises(NotImplementedError, match="groups=2 .* only dense .* and depthwise"):
+        FixConv2d(4, 4, 3, groups=2, config=QuantConfig())
+
+
+def test_unwired_layer_says_so():
+    conv = FixConv2d(4, 4, 3, config=QuantConfig())
+    with pytest.raises(RuntimeError, match="not wired"):
+        conv(torch.randn(1, 4, 5, 5))
+
+
+def test_sharing_needs_the_same_format():
+    signed, unsigned = ActQuant(QuantConfig(), signed=True), ActQuant(QuantConfig())
+    with pytest.raises(ValueError, match="share their format"):
+        signed.share_alpha_with(unsigned)
