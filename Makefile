@@ -52,6 +52,7 @@ lab: $(INSTALLED) $(DATA)
 
 bench: $(INSTALLED)
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	@echo "(benchmarks/gpu_train_throughput.py needs a GPU: run it by hand there)"
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis

@@ -1,0 +1,86 @@
+"""The ``f8lab`` command: train and evaluate (``python -m f8lab`` works too).
+
+    f8lab train CONFIG [--profile quick|default|imagenet] [--set key=value ...] [--out DIR]
+                       [--init CHECKPOINT] [--resume]
+    f8lab eval CHECKPOINT [--mode float|fake|integer|onnx] [--profile ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from f8lab.data import DataError
+from f8lab.train import ConfigError, evaluate_checkpoint, load_config, read_checkpoint, train
+from f8lab.train.config import PROFILES, config_from_dict
+
+EVAL_MODES = ("float", "fake", "integer", "onnx")
+
+
+def _train(args: argparse.Namespace) -> None:
+    config = load_config(args.config, args.profile, args.set)
+    out = args.out or Path("results") / args.profile / Path(args.config).stem
+    result = train(config, out, resume=args.resume, init=args.init)
+    print(json.dumps({"out": str(out), **result.metrics}))
+
+
+def _eval(args: argparse.Namespace) -> None:
+    state = read_checkpoint(args.checkpoint)
+    fixed = state["quant"] is not None
+    mode = args.mode or ("fake" if fixed else "float")
+    if mode in ("integer", "onnx"):
+        raise SystemExit(f"error: --mode {mode} needs the integer exporter, which this version "
+                         "does not have yet; use --mode fake")
+    if (mode == "fake") != fixed:
+        kind = "fixed-point" if fixed else "float"
+        raise SystemExit(f"error: {args.checkpoint} is a {kind} checkpoint; --mode {mode} "
+                         f"needs a {'float' if fixed else 'fixed-point'} one")
+    config = config_from_dict(state["config"])
+    if args.profile is not None:
+        if args.config is None:
+            raise SystemExit("error: --profile needs --config, the YAML file whose profile to use")
+        config = load_config(args.config, args.profile)
+    metrics = evaluate_checkpoint(args.checkpoint, config)
+    print(json.dumps({"mode": mode, "checkpoint": str(args.checkpoint), **metrics}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="f8lab", description="F8Net fixed-point study kit.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("train", help="train a float or fixed-point model from a config",
+                            description="Train from a YAML config; writes OUT/last.pt, "
+                            "OUT/best.pt and OUT/metrics.csv.")
+    p.add_argument("config", help="YAML config, e.g. configs/fashion_mnist/resnet18_fp.yaml")
+    p.add_argument("--profile", choices=PROFILES, default="default",
+                   help="size profile (default: %(default)s)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a value, e.g. --set optim.epochs=3 (repeatable)")
+    p.add_argument("--out", type=Path, help="output folder (default: results/PROFILE/CONFIG)")
+    p.add_argument("--init", help="float checkpoint (or torchvision:NAME) to start from; "
+                   "overrides run.init")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.set_defaults(run=_train)
+    p = commands.add_parser("eval", help="evaluate a checkpoint; prints JSON as its last line",
+                            description="Evaluate a checkpoint on its run's test set.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--mode", choices=EVAL_MODES,
+                   help="float or fake (fake-quant simulation); default: from the checkpoint")
+    p.add_argument("--profile", choices=PROFILES, help="evaluate with this profile of --config")
+    p.add_argument("--config", help="the YAML config whose profile to use")
+    p.set_defaults(run=_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

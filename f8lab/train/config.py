@@ -1,0 +1,212 @@
+"""Run configurations: YAML files of values, read into validated dataclasses.
+
+A config file has the sections ``model``, ``data``, ``optim``, ``quant`` (null for a float
+run) and ``run``, plus ``profiles``: per-profile overrides written as dotted keys
+(``optim.epochs: 1``). ``--set section.key=value`` overrides come last. Every key is
+checked: an unknown key, a wrong type or an impossible value is an error that names the
+key, the file and the valid choices, before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from f8lab.models.registry import BUILDERS, STEMS
+from f8lab.quant import QuantConfig
+
+PROFILES = ("quick", "default", "imagenet")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and the file."""
+
+
+@dataclass
+class ModelSection:
+    name: str = "resnet18"        # one of f8lab.models.list_models()
+    stem: str = "small"           # "imagenet" (224x224) or "small" (28x28, 32x32)
+    width: float = 1.0            # width multiplier
+    num_classes: int = 10
+    in_channels: int = 1
+
+
+@dataclass
+class DataSection:
+    dataset: str = "fashion_mnist"  # "fashion_mnist", "imagenet" or "synthetic"
+    root: str | None = None         # data root; None: f8lab's default (F8LAB_DATA or data/)
+    batch_size: int = 128           # per process
+    augment: bool = True            # random crop + flip (Fashion-MNIST), RandomResizedCrop (ImageNet)
+    normalize: bool = False         # ImageNet mean/std normalisation instead of round(255x)/256
+    train_limit: int | None = None  # use only the first N training images (quick runs)
+    test_limit: int | None = None   # use only the first N test images
+    workers: int = 4                # DataLoader workers for ImageNet folders
+
+
+@dataclass
+class OptimSection:
+    lr: float = 0.1                 # learning rate for batch 256, scaled by total batch / 256
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 4e-5
+    weight_decay_on: str = "all"    # "all", "no_bn" or "no_bn_depthwise"
+    epochs: int = 10
+    warmup_epochs: float = 0.0      # linear warm-up, then the schedule
+    schedule: str = "cosine"        # "cosine" (per iteration) or "constant"
+    label_smoothing: float = 0.0
+    max_iters: int | None = None    # stop after this many iterations (tiny fine-tuning)
+
+
+@dataclass
+class RunSection:
+    seed: int = 0
+    init: str | None = None         # float checkpoint a fixed-point run starts from, or
+                                    # "torchvision:<name>" for torchvision's pretrained weights
+    checkpoint_every: int = 200     # iterations between checkpoints inside an epoch
+    device: str = "auto"            # "auto", "cpu" or "cuda"
+
+
+@dataclass
+class RunConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    quant: QuantConfig | None = None
+    run: RunSection = field(default_factory=RunSection)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    ("model", "name"): tuple(sorted(BUILDERS)),
+    ("model", "stem"): STEMS,
+    ("data", "dataset"): ("fashion_mnist", "imagenet", "synthetic"),
+    ("optim", "weight_decay_on"): ("all", "no_bn", "no_bn_depthwise"),
+    ("optim", "schedule"): ("cosine", "constant"),
+    ("run", "device"): ("auto", "cpu", "cuda"),
+}
+POSITIVE = {("model", "width"), ("model", "num_classes"), ("model", "in_channels"),
+            ("data", "batch_size"), ("optim", "epochs"), ("run", "checkpoint_every")}
+SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection,
+            "quant": QuantConfig, "run": RunSection}
+
+
+def _check_type(value, annotation, where: str):
+    """Check ``value`` against a field's annotation; ints are accepted for floats."""
+    options = annotation if isinstance(annotation, tuple) else (annotation,)
+    for option in options:
+        if option is type(None) and value is None:
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option in (str, bool) and type(value) is option:
+            return value
+    names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
+    raise ConfigError(f"{where}: expected {names}, got {value!r}")
+
+
+def _field_types(cls) -> dict[str, tuple]:
+    hints = typing.get_type_hints(cls)
+    types_ = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) or \
+            typing.get_origin(hint) is typing.Union else (hint,)
+        types_[f.name] = args
+    return types_
+
+
+def _build_section(name: str, values: dict, source: str):
+    cls = SECTIONS[name]
+    valid = _field_types(cls)
+    clean = {}
+    for key, value in values.items():
+        where = f"{source}: {name}.{key}"
+        if key not in valid:
+            raise ConfigError(f"{where}: unknown key; valid keys: {', '.join(valid)}")
+        value = _check_type(value, valid[key], where)
+        choices = CHOICES.get((name, key))
+        if choices and value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+        if (name, key) in POSITIVE and not value > 0:
+            raise ConfigError(f"{where}: must be positive, got {value!r}")
+        clean[key] = value
+    try:
+        return cls(**clean)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{source}: {name}: {error}") from None
+
+
+def _parse_value(text: str):
+    return yaml.safe_load(text) if text != "" else None
+
+
+def _apply(tree: dict, dotted: str, value, source: str) -> None:
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS or not key:
+        raise ConfigError(
+            f"{source}: {dotted!r} is not section.key; sections: {', '.join(SECTIONS)}"
+        )
+    if tree.get(section) is None:
+        tree[section] = {}
+    tree[section][key] = value
+
+
+def load_config(path: str | Path, profile: str = "default", overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config, apply a profile's overrides and ``key=value`` overrides, validate.
+
+    Args:
+        path: the YAML file.
+        profile: "quick", "default" or "imagenet"; the file's ``profiles`` section may
+            override values for it.
+        overrides: ``section.key=value`` strings (values in YAML syntax).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections")
+    tree = copy.deepcopy({k: v for k, v in raw.items() if k != "profiles"})
+    for section in tree:
+        if section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section {section!r}; valid: {', '.join(SECTIONS)}")
+    profiles = raw.get("profiles") or {}
+    for name in profiles:
+        if name not in PROFILES:
+            raise ConfigError(f"{path}: unknown profile {name!r}; valid: {', '.join(PROFILES)}")
+    for dotted, value in (profiles.get(profile) or {}).items():
+        _apply(tree, dotted, value, f"{path} (profile {profile})")
+    for item in overrides:
+        dotted, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        _apply(tree, dotted.strip(), _parse_value(text.strip()), f"--set {item}")
+    sections = {}
+    for name in SECTIONS:
+        values = tree.get(name)
+        if name == "quant" and values is None:
+            sections[name] = None
+            continue
+        if not isinstance(values or {}, dict):
+            raise ConfigError(f"{path}: section {name} must be a mapping, got {values!r}")
+        sections[name] = _build_section(name, values or {}, str(path))
+    return RunConfig(**sections)
+
+
+def config_from_dict(tree: dict) -> RunConfig:
+    """Rebuild a RunConfig saved in a checkpoint by ``RunConfig.to_dict``."""
+    return RunConfig(**{name: None if name == "quant" and values is None
+                        else _build_section(name, values, "checkpoint")
+                        for name, values in tree.items()})

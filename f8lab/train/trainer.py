@@ -1,0 +1,269 @@
+"""The trainer: float runs, fixed-point runs from a float model, tiny fine-tuning; one
+process or several (torchrun / DistributedDataParallel).
+
+Writes ``OUT/last.pt`` (every ``run.checkpoint_every`` iterations and every epoch),
+``OUT/best.pt`` (best top-1), ``OUT/metrics.csv`` (a row per epoch) and, if TensorBoard is
+installed, ``OUT/tensorboard/``. ``resume=True`` continues a killed run exactly: the same
+next batch, optimizer and schedule state, FL buffers and random state.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from f8lab.models import build_model, from_float, load_float_state_dict
+from f8lab.train.checkpoint import load_model, model_state, read_checkpoint, save_atomic
+from f8lab.train.config import RunConfig, config_from_dict
+from f8lab.train.data import make_batches
+from f8lab.train.schedule import lr_factor
+
+METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_top1", "top1", "top5", "n"]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run returns: the last epoch's metrics and the trained model (this process's)."""
+
+    metrics: dict
+    model: nn.Module
+
+
+@dataclasses.dataclass
+class Process:
+    """Where this process stands: rank, world size and device."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_process(device: str = "auto") -> Process:
+    """Join the process group when launched by torchrun (NCCL on GPUs, gloo on CPUs)."""
+    cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        where = torch.device("cuda", local)
+    else:
+        where = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Process(rank, world, where)
+
+
+def float_weights(init: str) -> dict[str, torch.Tensor]:
+    """Float weights from an f8lab checkpoint, a saved state dict, or ``torchvision:<name>``."""
+    if init.startswith("torchvision:"):
+        import torchvision
+
+        name = init.split(":", 1)[1]
+        weights = torchvision.models.get_model_weights(name).DEFAULT  # downloads: needs internet
+        return weights.get_state_dict(progress=True)
+    state = torch.load(init, map_location="cpu", weights_only=False)
+    if isinstance(state, dict) and state.get("kind") == "f8lab-checkpoint":
+        if state["quant"] is not None:
+            raise ValueError(f"{init} is a fixed-point checkpoint; initialise from a float one")
+        return state["model"]
+    return state
+
+
+def make_model(config: RunConfig, init: str | None) -> nn.Module:
+    """The model of a run: float, or fixed point initialised from float weights."""
+    float_model = build_model(**dataclasses.asdict(config.model))
+    if init is not None:
+        load_float_state_dict(float_model, float_weights(init))
+    if config.quant is None:
+        return float_model
+    return from_float(float_model, config.quant)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, scheme: str) -> list[dict]:
+    """Weight decay on all parameters, all but BatchNorm's, or all but BatchNorm's and
+    depthwise convolutions'."""
+    skip = set()
+    for module in model.modules():
+        if scheme != "all" and isinstance(module, nn.BatchNorm2d):
+            skip.update(id(p) for p in module.parameters(recurse=False))
+        if scheme == "no_bn_depthwise" and isinstance(module, nn.Conv2d) and module.groups > 1:
+            skip.add(id(module.weight))
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if id(p) not in skip], "weight_decay": weight_decay},
+            {"params": [p for p in params if id(p) in skip], "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches, process: Process = Process()) -> dict:
+    """Top-1 / top-5 accuracy (%) and the number of images, summed over all processes."""
+    model.eval()
+    totals = torch.zeros(3, dtype=torch.float64, device=process.device)
+    for x, y in batches.batches(0):
+        x, y = x.to(process.device), y.to(process.device)
+        logits = model(x)
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        totals[0] += (top[:, 0] == y).sum()
+        totals[1] += (top == y[:, None]).any(dim=1).sum()
+        totals[2] += len(y)
+    if process.world > 1:
+        dist.all_reduce(totals)
+    n = int(totals[2])
+    return {"top1": 100.0 * totals[0].item() / n, "top5": 100.0 * totals[1].item() / n, "n": n}
+
+
+def write_metrics(rows: list[dict], path: Path) -> None:
+    """metrics.csv, rewritten whole (atomically) from the run's history."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = path.with_suffix(".csv.tmp")
+    tmp.write_text(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # TensorBoard is optional
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | None = None,
+          progress: bool = True) -> TrainResult:
+    """Run the training that ``config`` describes.
+
+    Args:
+        config: the validated run configuration.
+        out: the output folder (checkpoints, metrics.csv).
+        resume: continue from ``out/last.pt`` exactly where it stopped.
+        init: float weights to start from; overrides ``config.run.init``.
+        progress: show tqdm progress bars (on the main process).
+
+    Returns:
+        The last epoch's metrics and the model.
+    """
+    out = Path(out)
+    process = start_process(config.run.device)
+    init = init if init is not None else config.run.init
+    state = None
+    if resume:
+        last = out / "last.pt"
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no {last} to resume from")
+        state = read_checkpoint(last)
+        config = config_from_dict(state["config"])
+    torch.manual_seed(config.run.seed)
+    model = make_model(config, None if resume else init).to(process.device)
+    train_batches = make_batches(config, True, process.rank, process.world)
+    test_batches = make_batches(config, False, process.rank, process.world)
+    optim = config.optim
+    lr = optim.lr * config.data.batch_size * process.world / 256
+    optimizer = torch.optim.SGD(parameter_groups(model, optim.weight_decay, optim.weight_decay_on),
+                                lr=lr, momentum=optim.momentum, nesterov=optim.nesterov)
+    per_epoch = len(train_batches)
+    if per_epoch == 0:
+        raise ValueError(f"no full batch of {config.data.batch_size} per process: lower "
+                         "data.batch_size or raise data.train_limit")
+    total = per_epoch * optim.epochs if optim.max_iters is None else min(optim.max_iters,
+                                                                       per_epoch * optim.epochs)
+    warmup = int(optim.warmup_epochs * per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda it: lr_factor(it, total, warmup, optim.schedule))
+    epoch, start, iteration, best, history = 0, 0, 0, -1.0, []
+    partial = {"seen": 0, "correct": 0, "loss_sum": 0.0}  # running sums of the current epoch
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        epoch, start, iteration = state["epoch"], state["batch"], state["iteration"]
+        best, history, partial = state["best_top1"], state["history"], state["partial"]
+        torch.set_rng_state(state["rng"])
+    if process.main:
+        out.mkdir(parents=True, exist_ok=True)
+    net = model
+    if process.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[process.device.index] if process.device.type == "cuda" else None)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=optim.label_smoothing)
+    writer = _tensorboard(out) if process.main else None
+
+    def checkpoint(path: Path, epoch: int, batch: int) -> None:
+        if process.main:
+            save_atomic({**model_state(model), "config": config.to_dict(),
+                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "epoch": epoch, "batch": batch, "iteration": iteration,
+                         "best_top1": best, "history": history, "partial": dict(partial),
+                         "rng": torch.get_rng_state()}, path)
+
+    metrics = history[-1] if history else {}
+    while epoch < optim.epochs and iteration < total:
+        net.train()
+        bar = tqdm(train_batches.batches(epoch, start), total=per_epoch, initial=start,
+                   desc=f"epoch {epoch + 1}/{optim.epochs}", disable=not (progress and process.main),
+                   leave=False, dynamic_ncols=True)
+        for batch, (x, y) in enumerate(bar, start=start):
+            x, y = x.to(process.device), y.to(process.device)
+            logits = net(x)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            iteration += 1
+            partial["seen"] += len(y)
+            partial["correct"] += (logits.argmax(1) == y).sum().item()
+            partial["loss_sum"] += loss.item() * len(y)
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
+            if iteration % config.run.checkpoint_every == 0:
+                checkpoint(out / "last.pt", epoch, batch + 1)
+            if iteration >= total:
+                break
+        bar.close()
+        start = 0
+        epoch += 1
+        seen = max(partial["seen"], 1)
+        metrics = {"epoch": epoch, "iteration": iteration, "lr": scheduler.get_last_lr()[0],
+                   "train_loss": partial["loss_sum"] / seen,
+                   "train_top1": 100.0 * partial["correct"] / seen,
+                   **evaluate(net, test_batches, process)}
+        partial = {"seen": 0, "correct": 0, "loss_sum": 0.0}
+        history.append(metrics)
+        if process.main:
+            print(f"epoch {epoch}: top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  "
+                  f"train loss {metrics['train_loss']:.4f}", flush=True)
+            write_metrics(history, out / "metrics.csv")
+            if writer is not None:
+                for key in ("train_loss", "train_top1", "top1", "top5", "lr"):
+                    writer.add_scalar(key, metrics[key], epoch)
+        if metrics["top1"] > best:
+            best = metrics["top1"]
+            checkpoint(out / "best.pt", epoch, 0)
+        checkpoint(out / "last.pt", epoch, 0)
+    if writer is not None:
+        writer.close()
+    if process.world > 1:
+        dist.barrier()
+    return TrainResult(metrics, model)
+
+
+def evaluate_checkpoint(path: str | Path, config: RunConfig | None = None) -> dict:
+    """Top-1 / top-5 of a checkpoint's model on its run's test set (or ``config``'s)."""
+    state = read_checkpoint(path)
+    config = config or config_from_dict(state["config"])
+    model = load_model(path)
+    return evaluate(model, make_batches(config, False))

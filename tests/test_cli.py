@@ -1,0 +1,59 @@
+"""The f8lab command: help, train + eval on synthetic data, clear errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from f8lab.cli import main
+
+CONFIG = """
+model: {name: resnet18, stem: small, width: 0.125, num_classes: 10, in_channels: 1}
+data: {dataset: synthetic, batch_size: 16, train_limit: 64, test_limit: 32}
+optim: {lr: 0.1, epochs: 1}
+"""
+
+
+def test_help_of_each_command():
+    run = subprocess.run([sys.executable, "-m", "f8lab", "--help"], capture_output=True, text=True)
+    assert run.returncode == 0 and "train" in run.stdout and "eval" in run.stdout
+    for command, words in (("train", ["--profile", "--set", "--resume", "--init"]),
+                           ("eval", ["--mode", "float", "fake"])):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+
+
+def test_train_then_eval_prints_json_last(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(CONFIG)
+    main(["train", str(config), "--out", str(tmp_path / "fp")])
+    main(["train", str(config), "--out", str(tmp_path / "f8"), "--set", "quant.bits=8",
+          "--init", str(tmp_path / "fp" / "best.pt")])
+    capsys.readouterr()
+    main(["eval", str(tmp_path / "f8" / "best.pt")])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["mode"] == "fake" and result["n"] == 32 and 0 <= result["top1"] <= 100
+    main(["eval", str(tmp_path / "fp" / "best.pt"), "--mode", "float"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["mode"] == "float"
+
+
+def test_bad_config_fails_before_any_work(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(CONFIG.replace("epochs: 1", "epochs: 1, moment: 0.9"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(config), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "optim.moment: unknown key" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_mode_must_fit_the_checkpoint(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(CONFIG)
+    main(["train", str(config), "--out", str(tmp_path / "fp")])
+    with pytest.raises(SystemExit, match="float checkpoint; --mode fake needs a fixed-point one"):
+        main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "fake"])
+    with pytest.raises(SystemExit, match="integer exporter"):
+        main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "integer"])

@@ -1,0 +1,76 @@
+"""Run configs: every shipped file loads in every profile; bad values fail clearly."""
+
+from pathlib import Path
+
+import pytest
+
+from f8lab.train import ConfigError, load_config
+from f8lab.train.config import PROFILES
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_configs_are_shipped():
+    names = {str(p.relative_to(REPO / "configs")) for p in CONFIGS}
+    for model in ("resnet18", "mobilenet_v2"):
+        assert {f"fashion_mnist/{model}_fp.yaml", f"fashion_mnist/{model}_f8.yaml"} <= names
+    for model in ("resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2"):
+        assert {f"imagenet/{model}_fp.yaml", f"imagenet/{model}_f8.yaml"} <= names
+    assert "imagenet/resnet18_f8_tiny.yaml" in names and "imagenet/resnet50_f8_tiny.yaml" in names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
+@pytest.mark.parametrize("profile", PROFILES)
+def test_shipped_configs_load(path, profile):
+    config = load_config(path, profile)
+    assert (config.quant is None) == path.stem.endswith("_fp")
+
+
+def test_imagenet_recipe_is_the_papers():
+    config = load_config(REPO / "configs/imagenet/resnet18_f8.yaml", "imagenet")
+    optim = config.optim
+    assert (optim.epochs, optim.warmup_epochs, optim.momentum, optim.nesterov) == (150, 5, 0.9, True)
+    assert optim.weight_decay == 4e-5 and optim.schedule == "cosine" and optim.label_smoothing == 0
+    assert (config.quant.bits, config.quant.weight_fraclen, config.quant.input_fraclen) == (8, 7, 6)
+    assert not config.data.normalize
+    tiny = load_config(REPO / "configs/imagenet/resnet50_f8_tiny.yaml", "imagenet")
+    assert tiny.optim.max_iters == 500 and tiny.quant.fraclen == "grid" and not tiny.quant.clipping
+
+
+def test_profile_and_set_overrides(tmp_path):
+    path = write(tmp_path, "optim: {epochs: 9}\nprofiles:\n  quick: {optim.epochs: 1}\n")
+    assert load_config(path, "default").optim.epochs == 9
+    assert load_config(path, "quick").optim.epochs == 1
+    config = load_config(path, "quick", ["optim.epochs=3", "quant.bits=6", "data.root=/x"])
+    assert config.optim.epochs == 3 and config.quant.bits == 6 and config.data.root == "/x"
+
+
+@pytest.mark.parametrize("text,overrides,message", [
+    ("optim: {epoch: 3}\n", [], r"run.yaml: optim.epoch: unknown key; valid keys: lr, momentum"),
+    ("optim: {epochs: three}\n", [], r"optim.epochs: expected int, got 'three'"),
+    ("model: {name: vgg16}\n", [], r"model.name: 'vgg16' is not one of mobilenet_v1, mobilenet_v2"),
+    ("data: {batch_size: 0}\n", [], r"data.batch_size: must be positive"),
+    ("quant: {bits: 20}\n", [], r"quant: word length 20"),
+    ("quant: {fraclen: max}\n", [], r"choose one of std, mean, rms, grid, fixed"),
+    ("trainer: {}\n", [], r"unknown section 'trainer'"),
+    ("profiles:\n  fast: {}\n", [], r"unknown profile 'fast'"),
+    ("", ["epochs=3"], r"'epochs' is not section.key"),
+    ("", ["optim.epochs"], r"expected section.key=value"),
+])
+def test_bad_configs_name_key_file_and_choices(tmp_path, text, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text), "default", overrides)
+
+
+def test_missing_file_and_profile(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="unknown profile 'huge'"):
+        load_config(write(tmp_path, ""), "huge")

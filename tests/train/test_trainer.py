@@ -1,0 +1,121 @@
+"""The trainer on synthetic data: metrics, checkpoints, schedule, weight decay, data order."""
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from f8lab.data import DataError
+from f8lab.models import build_model
+from f8lab.train import load_config, load_model, read_checkpoint, save_atomic, train
+from f8lab.train.data import make_batches
+from f8lab.train.schedule import lr_factor
+from f8lab.train.trainer import make_model, parameter_groups
+
+TINY = """
+model: {name: resnet18, stem: small, width: 0.125, num_classes: 10, in_channels: 1}
+data: {dataset: synthetic, batch_size: 32, train_limit: 256, test_limit: 64}
+optim: {lr: 0.1, epochs: 2, warmup_epochs: 0.5}
+run: {seed: 0, checkpoint_every: 3}
+"""
+
+
+def tiny_config(tmp_path: Path, extra: list[str] = ()):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return load_config(path, "default", list(extra))
+
+
+def test_float_then_fixed_point_run(tmp_path):
+    metrics = train(tiny_config(tmp_path), tmp_path / "fp", progress=False).metrics
+    assert metrics["epoch"] == 2 and metrics["n"] == 64
+    rows = list(csv.DictReader((tmp_path / "fp" / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"train_loss", "top1", "top5", "lr"} <= set(rows[0])
+    fixed = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}"])
+    result = train(fixed, tmp_path / "f8", progress=False)
+    model = load_model(tmp_path / "f8" / "last.pt")
+    assert model.quant is not None
+    state = result.model.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert model.act1.ema.updates.item() == 16  # 8 iterations per epoch, 2 epochs
+
+
+def test_fixed_point_run_starts_from_the_float_weights(tmp_path):
+    train(tiny_config(tmp_path, ["optim.epochs=1"]), tmp_path / "fp", progress=False)
+    fixed = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'last.pt'}"])
+    model = make_model(fixed, fixed.run.init)
+    float_model = load_model(tmp_path / "fp" / "last.pt")
+    assert torch.equal(model.layer1[0].conv1.weight, float_model.layer1[0].conv1.weight)
+    assert torch.equal(model.bn1.running_var, float_model.bn1.running_var)
+
+
+def test_init_from_a_torchvision_format_state_dict(tmp_path):
+    state = build_model("resnet18", 10, stem="small", in_channels=1, width=0.125).state_dict()
+    torch.save(state, tmp_path / "weights.pth")
+    config = tiny_config(tmp_path, ["quant.bits=8"])
+    model = make_model(config, str(tmp_path / "weights.pth"))
+    assert torch.equal(model.fc.weight, state["fc.weight"])
+
+
+def test_schedule():
+    assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5)
+    assert lr_factor(99, 100, 10, "cosine") == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
+    assert lr_factor(50, 100, 0, "constant") == 1.0
+
+
+def test_weight_decay_schemes():
+    model = build_model("mobilenet_v2", 10, stem="small", in_channels=1, width=0.25)
+    bn = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+             for p in m.parameters())
+    depthwise = sum(m.weight.numel() for m in model.modules()
+                    if isinstance(m, torch.nn.Conv2d) and m.groups > 1)
+    for scheme, skipped in (("all", 0), ("no_bn", bn), ("no_bn_depthwise", bn + depthwise)):
+        decayed, free = parameter_groups(model, 1e-4, scheme)
+        assert sum(p.numel() for p in free["params"]) == skipped
+        assert decayed["weight_decay"] == 1e-4 and free["weight_decay"] == 0
+
+
+def test_batches_repeat_and_split_across_processes(tmp_path):
+    config = tiny_config(tmp_path)
+    batches = make_batches(config, True)
+    first = list(batches.batches(1))
+    again = list(batches.batches(1, start=3))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first[3:], again))
+    assert not torch.equal(first[0][0], next(batches.batches(2))[0])
+    assert torch.equal(first[0][0] * 256, (first[0][0] * 256).round())  # pixels / 256
+    halves = [list(make_batches(config, True, rank, 2).batches(1)) for rank in (0, 1)]
+    assert [len(h) for h in halves] == [4, 4]
+    assert torch.equal(halves[0][0][1], first[0][1]) and torch.equal(halves[1][0][1], first[1][1])
+
+
+def test_atomic_checkpoint_survives_a_crash(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_atomic({"kind": "f8lab-checkpoint", "value": 1}, path)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_atomic({"kind": "f8lab-checkpoint", "value": 2}, path)
+    monkeypatch.undo()
+    assert read_checkpoint(path)["value"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_missing_data_set_names_the_script(tmp_path):
+    config = tiny_config(tmp_path, ["data.dataset=fashion_mnist", f"data.root={tmp_path}"])
+    with pytest.raises(DataError, match="data_scripts/get_fashion_mnist.py"):
+        train(config, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_needs_a_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no .*last.pt to resume from"):
+        train(tiny_config(tmp_path), tmp_path / "none", resume=True, progress=False)
