@@ -47,6 +47,7 @@ class ActQuant(nn.Module):
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init))) if self.clipping else None
         self._master: ActQuant | None = None
         self._pass_fraclen: int | None = None  # the FL of the scale in the current forward pass
+        self.last_fraclen: int = init  # the FL the last batch was quantized with
 
     def share_alpha_with(self, master: ActQuant) -> None:
         """Use ``master``'s α (clipping-level sharing); this quantizer keeps its own FL."""
@@ -103,6 +104,7 @@ class ActQuant(nn.Module):
             fl = batch_fl
         else:
             fl = self._pass_fraclen
+        self.last_fraclen = fl
         return self._quantize(u, fl)
 
     def extra_repr(self) -> str:

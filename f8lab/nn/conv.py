@@ -2,7 +2,7 @@
 
     W~ = (γ / σ_B) · W · s_in / s_out        (per output channel; depthwise alike)
     b~ = (β - γ·μ_B / σ_B) / s_out
-    y  = conv(Q(u), Q_FLw(W~)) + b~
+    y  = conv(Q(u), Q_FLw(W~)) + b~        (b~ rounded to the accumulator grid 2**-(FLx + FLw))
 
 ``s_in`` is the scale of the input tensor's ActQuant, ``s_out`` that of the tensor this
 layer produces, so ``y`` is already in the next layer's units. In training, μ_B and σ_B
@@ -88,4 +88,6 @@ class FixConv2d(nn.Conv2d):
 
     def forward(self, x_q: torch.Tensor) -> torch.Tensor:
         weight, bias = self.folded(x_q)
-        return self._conv_forward(x_q, self.weight_quant(weight), bias)
+        weight = self.weight_quant(weight)
+        bias = self.weight_quant.quantize_bias(bias, self._input_quant.last_fraclen)
+        return self._conv_forward(x_q, weight, bias)

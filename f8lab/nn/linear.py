@@ -4,7 +4,7 @@ The input is the quantized last feature map (N, C, H, W). It is summed over H·W
 integers times 2**-FL), and 1/(H·W) is folded into the weight before it is quantized,
 so the average pool is exact in integers for every architecture (METHOD.md §6):
 
-    W~ = W · s_in / (s_out · H·W)        b~ = b / s_out        y = sum_hw(Q(u)) @ Q(W~).T + b~
+    W~ = W · s_in / (s_out · H·W)        b~ = b / s_out        y = sum_hw(Q(u)) @ Q(W~).T + Q(b~)
 
 The classifier's output is the logits: s_out = 1. ``rescale_forward`` replaces W by
 ``W / (sqrt(N_out) · std(W))`` (the "rescale forward" trick of METHOD.md §4).
@@ -50,4 +50,6 @@ class FixLinear(nn.Linear):
         if x_q.dim() != 4:
             raise ValueError(f"FixLinear reads a (N, C, H, W) feature map, got shape {tuple(x_q.shape)}")
         weight, bias = self.folded(x_q.shape[2] * x_q.shape[3])
-        return F.linear(x_q.sum(dim=(2, 3)), self.weight_quant(weight), bias)
+        weight = self.weight_quant(weight)
+        bias = self.weight_quant.quantize_bias(bias, self._input_quant.last_fraclen)
+        return F.linear(x_q.sum(dim=(2, 3)), weight, bias)

@@ -33,3 +33,11 @@ class WeightQuant(nn.Module):
                                 self.config.coefficients)
             self.fraclen.copy_(torch.as_tensor(fl))
         return fix_quant(weight, self.wl, fl, True, self.dim)
+
+    def quantize_bias(self, bias: torch.Tensor, input_fraclen: int) -> torch.Tensor:
+        """Round the bias to the accumulator's grid ``2**-(fl_x + fl_w)`` (an int32 in the
+        integer model), with a straight-through gradient."""
+        if self.config.floating:
+            return bias
+        step = torch.exp2(-(input_fraclen + self.fraclen).to(bias.dtype))
+        return bias + (torch.round(bias / step) * step - bias).detach()

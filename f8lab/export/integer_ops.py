@@ -1,0 +1,147 @@
+"""Integer-only layers: the steps an integerized F8Net model is made of (METHOD.md §6).
+
+Values travel as ``Fixed(values, fraclen)``: integers and the fractional length they sit
+at (an int, or one per channel, shaped to broadcast). The carrier dtype is int64 (pure
+integer arithmetic: convolutions as integer im2col products) or float64 holding the same
+integers (exact below 2**53, and fast where float convolutions are).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from f8lab.quant import int_range, requantize
+
+INT32_MAX = 2**31 - 1
+
+
+class Fixed(NamedTuple):
+    values: torch.Tensor          # integers, in the carrier dtype
+    fraclen: int | torch.Tensor   # the fractional length of each value (per channel: (C, 1, 1))
+
+
+def _saturate32(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(-INT32_MAX, INT32_MAX)
+
+
+def _conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
+          groups: int) -> torch.Tensor:
+    """conv2d of integers: float carriers use torch's kernel, int64 an integer im2col."""
+    if x.is_floating_point():
+        return F.conv2d(x, weight, None, stride, padding, 1, groups)
+    k = weight.shape[-1]
+    patches = F.pad(x, (padding,) * 4).unfold(2, k, stride).unfold(3, k, stride)  # (N, C, Ho, Wo, k, k)
+    if groups == 1:
+        return torch.einsum("nchwij,ocij->nohw", patches, weight)
+    return torch.einsum("nchwij,cij->nchw", patches, weight[:, 0])  # depthwise
+
+
+class IntInput(nn.Module):
+    """The image's quantization: the one float operation, before everything else."""
+
+    def __init__(self, wl: int, fraclen: int, signed: bool, carrier: torch.dtype) -> None:
+        super().__init__()
+        self.wl, self.fraclen, self.signed, self.carrier = wl, fraclen, signed, carrier
+
+    def forward(self, x: torch.Tensor) -> Fixed:
+        qmin, qmax = int_range(self.wl, self.signed)
+        q = torch.round(x.double() * 2.0**self.fraclen).clamp(qmin, qmax)
+        return Fixed(q.to(self.carrier), self.fraclen)
+
+
+class IntRequantize(nn.Module):
+    """Shift an accumulator to this tensor's format: round half to even, saturate (the
+    unsigned format's lower bound is the ReLU; ``cap`` the float activation's cap)."""
+
+    def __init__(self, wl: int, fraclen: int, signed: bool, cap: float | None) -> None:
+        super().__init__()
+        self.wl, self.fraclen, self.signed = wl, fraclen, signed
+        self.cap = None if cap is None else int(cap * 2**fraclen)
+
+    def forward(self, x: Fixed) -> Fixed:
+        acc = x.values if not x.values.is_floating_point() else x.values.long()
+        q = requantize(acc, x.fraclen, self.fraclen, self.wl, self.signed).to(x.values.dtype)
+        if self.cap is not None:
+            q = q.clamp(max=self.cap)
+        return Fixed(q, self.fraclen)
+
+
+class IntConv2d(nn.Module):
+    """int8 weights, int32 bias at FL_x + FL_w, int32 accumulation."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, weight_fraclen: torch.Tensor,
+                 input_fraclen: int, stride: int, padding: int, groups: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)                  # (C_out, C_in/groups, k, k) int8 values
+        self.register_buffer("bias", bias)                      # (C_out,) int32 values
+        self.register_buffer("weight_fraclen", weight_fraclen)  # () or (C_out,)
+        self.input_fraclen, self.stride, self.padding, self.groups = input_fraclen, stride, padding, groups
+
+    def forward(self, x: Fixed) -> Fixed:
+        if x.fraclen != self.input_fraclen:
+            raise RuntimeError(f"input at FL {x.fraclen}, this layer was built for {self.input_fraclen}")
+        weight, bias = self.weight.to(x.values.dtype), self.bias.to(x.values.dtype)
+        acc = _conv(x.values, weight, self.stride, self.padding, self.groups) + bias.view(1, -1, 1, 1)
+        fraclen = self.input_fraclen + self.weight_fraclen
+        if fraclen.dim():
+            fraclen = fraclen.view(-1, 1, 1)
+        return Fixed(_saturate32(acc), fraclen)
+
+
+class IntAdd(nn.Module):
+    """Residual addition: left-shift the addend with the smaller FL, add, saturate to int32;
+    the sum keeps the larger FL."""
+
+    def forward(self, a: Fixed, b: Fixed) -> Fixed:
+        fa, fb = torch.as_tensor(a.fraclen), torch.as_tensor(b.fraclen)
+        fraclen = torch.maximum(fa, fb)
+        shift_a = (fraclen - fa).to(a.values.device)
+        shift_b = (fraclen - fb).to(a.values.device)
+        if a.values.is_floating_point():
+            total = a.values * torch.exp2(shift_a.double()) + b.values * torch.exp2(shift_b.double())
+        else:
+            total = (a.values << shift_a) + (b.values << shift_b)
+        return Fixed(_saturate32(total), fraclen if fraclen.dim() else int(fraclen))
+
+
+class IntMaxPool2d(nn.Module):
+    """Max pooling on integers; the FL is unchanged."""
+
+    def __init__(self, pool: nn.MaxPool2d) -> None:
+        super().__init__()
+        self.kernel, self.stride, self.padding = pool.kernel_size, pool.stride, pool.padding
+
+    def forward(self, x: Fixed) -> Fixed:
+        low = torch.iinfo(torch.int64).min if not x.values.is_floating_point() else float("-inf")
+        padded = F.pad(x.values, (self.padding,) * 4, value=low)
+        windows = padded.unfold(2, self.kernel, self.stride).unfold(3, self.kernel, self.stride)
+        return Fixed(windows.amax(dim=(-1, -2)), x.fraclen)
+
+
+class IntLinear(nn.Module):
+    """The classifier: the int32 sum over H·W (1/(H·W) is in the weight), then an integer
+    matrix product; the logits are aligned to one FL by left shifts."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, weight_fraclen: torch.Tensor,
+                 input_fraclen: int, pool_size: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)                  # (classes, C) int8 values
+        self.register_buffer("bias", bias)                      # (classes,) int32 values
+        self.register_buffer("weight_fraclen", weight_fraclen)  # () or (classes,)
+        self.input_fraclen, self.pool_size = input_fraclen, pool_size
+        self.output_fraclen = int(input_fraclen + weight_fraclen.max())
+
+    def forward(self, x: Fixed) -> Fixed:
+        size = x.values.shape[2] * x.values.shape[3]
+        if size != self.pool_size:
+            raise RuntimeError(f"feature map of {size} positions; this model was integerized "
+                               f"for {self.pool_size}: integerize it with an input of this size")
+        pooled = x.values.sum(dim=(2, 3))
+        acc = pooled @ self.weight.to(pooled.dtype).T + self.bias.to(pooled.dtype)
+        shift = (self.output_fraclen - self.input_fraclen - self.weight_fraclen).to(acc.device)
+        acc = acc * torch.exp2(shift.double()) if acc.is_floating_point() else acc << shift
+        return Fixed(_saturate32(acc), self.output_fraclen)

@@ -1,0 +1,169 @@
+"""integerize(model): the integer-only network that a trained fixed-point model stands for.
+
+Every layer of the fixed-point model is replaced by its integer step (METHOD.md §6): the
+image quantizer by ``IntInput``, each activation quantizer by ``IntRequantize``, each
+conv+BN by ``IntConv2d`` (int8 weights, int32 bias at FL_x + FL_w), the residual add by
+``IntAdd``, max pooling by ``IntMaxPool2d`` and the classifier by ``IntLinear``. The
+architecture's own forward drives the result, so every model f8lab builds integerizes.
+The integer logits, divided by ``2**output_fraclen``, equal the fake-quant model's
+evaluation logits bit for bit wherever the fake-quant model's float sums are exact: always
+for a model in float64 (``model.double()``, then integerize it), below 2**24 in float32.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from f8lab.export.integer_ops import (
+    IntAdd,
+    IntConv2d,
+    IntInput,
+    IntLinear,
+    IntMaxPool2d,
+    IntRequantize,
+)
+from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, WeightQuant
+from f8lab.quant import FraclenEMA
+
+INT32_MAX = 2**31 - 1
+KNOWN = (ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, nn.MaxPool2d, nn.Identity,
+         nn.Sequential, nn.ModuleList, FraclenEMA, WeightQuant)
+
+
+class IntegerModel(nn.Module):
+    """An integer-only model: ``forward(x)`` takes the usual input and returns integer logits
+    (int32 values; ``logits = out / 2**output_fraclen``)."""
+
+    def __init__(self, body: nn.Module, output_fraclen: int, carrier: torch.dtype) -> None:
+        super().__init__()
+        self.body, self.output_fraclen, self.carrier = body, output_fraclen, carrier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        return out.values.to(torch.int32 if not out.values.is_floating_point() else out.values.dtype)
+
+
+def _check(model: nn.Module) -> None:
+    if getattr(model, "quant", None) is None:
+        raise ValueError("integerize takes a fixed-point model (build_model(..., quant=QuantConfig()))")
+    if model.training:
+        raise ValueError("integerize needs the model in evaluation mode: call model.eval() first")
+    if model.quant.floating:
+        raise ValueError("a floating-mode model has no integer form: it does not round")
+    for name, module in model.named_modules():
+        if name and not isinstance(module, KNOWN) and not _is_container(module):
+            raise ValueError(f"integerize does not know layer {name} ({type(module).__name__})")
+        if isinstance(module, ActQuant) and module.tracked and module.ema.updates.item() == 0:
+            raise ValueError(f"{name} was never calibrated (its FL buffer is untouched): train "
+                             "the model or run training-mode batches through it first")
+        if isinstance(module, FixAdd) and module._identity_quant is not None:
+            a, b = module._identity_quant, module._output_quant
+            if a.clipping and (a.master is not b.master or a.signed != b.signed):
+                raise ValueError(f"{name}: the identity path's scales are not a power of two "
+                                 "apart (clipping levels not shared): no exact integer form")
+
+
+def _is_container(module: nn.Module) -> bool:
+    """Architecture modules (blocks, the model itself): their forward only routes tensors."""
+    return type(module).__module__.startswith("f8lab.models")
+
+
+def _pool_size(model: nn.Module, example: torch.Tensor) -> dict[FixLinear, int]:
+    sizes = {}
+
+    def record(module, inputs, output):
+        sizes[module] = inputs[0].shape[2] * inputs[0].shape[3]
+
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, FixLinear)]
+    with torch.no_grad():
+        model(example)
+    for hook in hooks:
+        hook.remove()
+    return sizes
+
+
+def _integer_values(x: torch.Tensor, fraclen: torch.Tensor, what: str) -> torch.Tensor:
+    """``x * 2**fraclen`` as integers, refusing values an int32 cannot hold."""
+    scaled = torch.round(x.double() * torch.exp2(fraclen.double()))
+    if scaled.abs().max() > INT32_MAX:
+        raise ValueError(f"{what} does not fit in int32 at FL {fraclen.tolist()}")
+    return scaled.long()
+
+
+def _conv_step(conv: FixConv2d) -> IntConv2d:
+    with torch.no_grad():
+        weight, bias = conv.folded(None)
+        weight_q = conv.weight_quant(weight)
+    w_fl = conv.weight_quant.fraclen.clone()
+    in_fl = conv._input_quant.ema.rounded() if conv._input_quant.tracked else conv._input_quant.last_fraclen
+    shape = (-1, 1, 1, 1) if w_fl.dim() else ()
+    q_w = _integer_values(weight_q, w_fl.view(shape), "a weight")
+    q_b = _integer_values(bias, in_fl + w_fl, "a bias")
+    return IntConv2d(q_w, q_b, w_fl, in_fl, conv.stride[0], conv.padding[0], conv.groups)
+
+
+def _linear_step(linear: FixLinear, pool_size: int) -> IntLinear:
+    with torch.no_grad():
+        weight, bias = linear.folded(pool_size)
+        weight_q = linear.weight_quant(weight)
+    w_fl = linear.weight_quant.fraclen.clone()
+    in_fl = linear._input_quant.ema.rounded()
+    q_w = _integer_values(weight_q, w_fl.view(-1, 1) if w_fl.dim() else w_fl, "a weight")
+    q_b = _integer_values(bias, in_fl + w_fl, "a bias")
+    return IntLinear(q_w, q_b, w_fl, in_fl, pool_size)
+
+
+def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
+               carrier: torch.dtype = torch.int64) -> IntegerModel:
+    """Build the integer-only model of a calibrated fixed-point model in eval mode.
+
+    Args:
+        model: a fixed-point model (``build_model(..., quant=...)``), trained or calibrated,
+            in eval mode.
+        example_input: an input of the size the model will see (it fixes the classifier's
+            pooling size); default: one image of the stem's usual size (28x28 for the
+            small stem, 224x224 for the ImageNet one).
+        carrier: int64 (pure integer arithmetic) or float64 (the same integers in floats;
+            fast where float convolutions are).
+
+    Returns:
+        An IntegerModel.
+    """
+    _check(model)
+    if example_input is None:
+        size = 224 if model.arch["stem"] == "imagenet" else 28
+        example_input = torch.zeros(1, model.arch["in_channels"], size, size)
+    reference = next(model.parameters())
+    example_input = example_input.to(reference.device, reference.dtype)
+    body = copy.deepcopy(model)
+    for module in body.modules():
+        if isinstance(module, ActQuant):
+            module._pass_fraclen = module.ema.rounded()
+    pool_sizes = _pool_size(body, example_input)
+    replacements = {}
+    for name, module in body.named_modules():
+        if isinstance(module, ActQuant):
+            fl = module.ema.rounded()
+            if module is body.image:
+                replacements[name] = IntInput(module.wl, fl, module.signed, carrier)
+            else:
+                cap = module.max_value if not module.clipping else None
+                replacements[name] = IntRequantize(module.wl, fl, module.signed, cap)
+        elif isinstance(module, FixConv2d):
+            replacements[name] = _conv_step(module)
+        elif isinstance(module, FixLinear):
+            replacements[name] = _linear_step(module, pool_sizes[module])
+        elif isinstance(module, FixAdd):
+            replacements[name] = IntAdd()
+        elif isinstance(module, nn.MaxPool2d):
+            replacements[name] = IntMaxPool2d(module)
+        elif isinstance(module, FoldedBatchNorm2d):
+            replacements[name] = nn.Identity()
+    for name, step in replacements.items():
+        parent, _, attribute = name.rpartition(".")
+        setattr(body.get_submodule(parent) if parent else body, attribute, step)
+    classifier = next(m for m in body.modules() if isinstance(m, IntLinear))
+    return IntegerModel(body, classifier.output_fraclen, carrier).eval()

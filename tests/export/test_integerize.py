@@ -1,0 +1,99 @@
+"""The integer model equals the fake-quant model bit for bit, on every architecture."""
+
+import pytest
+import torch
+from torch import nn
+
+from f8lab.data import default_data_root
+from f8lab.data.fashion_mnist import FILES, raw_folder
+from f8lab.export import integerize
+from f8lab.models import build_model, from_float
+from f8lab.quant import QuantConfig
+
+SHAPES = {"imagenet": (2, 3, 224, 224), "small": (4, 1, 28, 28)}
+WIDTHS = {"resnet18": 0.25, "resnet50": 0.125, "mobilenet_v1": 0.25, "mobilenet_v2": 0.5}
+CASES = [(name, stem) for name in WIDTHS for stem in SHAPES]
+
+
+def calibrated(name: str, stem: str, quant: QuantConfig = QuantConfig()) -> nn.Module:
+    torch.manual_seed(0)
+    shape = SHAPES[stem]
+    float_model = build_model(name, 10, stem=stem, in_channels=shape[1], width=WIDTHS[name])
+    float_model.train()
+    with torch.no_grad():
+        float_model(torch.rand(shape))
+    model = from_float(float_model, quant)
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.rand(shape))
+    return model.eval()
+
+
+def pixels(shape) -> torch.Tensor:
+    return torch.randint(0, 256, shape).float() / 256
+
+
+def assert_bit_exact(model: nn.Module, x: torch.Tensor, carrier=torch.int64) -> None:
+    """The fake-quant model in float64 (its sums never round) against its integer model."""
+    model = model.double()
+    integer = integerize(model, carrier=carrier)
+    with torch.no_grad():
+        expected = model(x.double())
+    assert torch.equal(integer(x).double() / 2**integer.output_fraclen, expected)
+
+
+@pytest.mark.parametrize("name,stem", CASES)
+def test_bit_exact_on_random_inputs(name, stem):
+    carrier = torch.int64 if stem == "small" else torch.float64
+    assert_bit_exact(calibrated(name, stem), pixels(SHAPES[stem]), carrier)
+
+
+def test_integer_carrier_is_integer_only():
+    integer = integerize(calibrated("resnet18", "small"))
+    out = integer(pixels(SHAPES["small"]))
+    assert out.dtype == torch.int32
+    assert all(not b.is_floating_point() for b in integer.buffers())
+
+
+@pytest.mark.parametrize("quant", [QuantConfig(per_channel=True, fraclen="grid"),
+                                   QuantConfig(clipping=False), QuantConfig(bits=6)],
+                         ids=["per-channel-grid", "no-clipping", "6-bit"])
+def test_bit_exact_under_other_settings(quant):
+    assert_bit_exact(calibrated("mobilenet_v2", "small", quant), pixels(SHAPES["small"]))
+
+
+@pytest.mark.skipif(not (raw_folder(default_data_root()) / FILES[2].name).is_file(),
+                    reason="Fashion-MNIST not installed: run `make data`")
+def test_bit_exact_on_fashion_mnist_images():
+    from f8lab.data import fashion_mnist
+    test = fashion_mnist(train=False)
+    x = test.data[:16].unsqueeze(1).float() / 256
+    assert_bit_exact(calibrated("resnet18", "small"), x)
+
+
+def test_refuses_uncalibrated_training_floating_and_unshared_models():
+    model = build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1, width=0.25)
+    with pytest.raises(ValueError, match="evaluation mode"):
+        integerize(model)
+    with pytest.raises(ValueError, match="never calibrated"):
+        integerize(model.eval())
+    with pytest.raises(ValueError, match="floating-mode"):
+        integerize(calibrated("resnet18", "small", QuantConfig(floating=True)))
+    with pytest.raises(ValueError, match="not a power of two"):
+        integerize(calibrated("resnet18", "small", QuantConfig(share_clipping=False)))
+    with pytest.raises(ValueError, match="fixed-point model"):
+        integerize(build_model("resnet18").eval())
+
+
+def test_refuses_unknown_layers():
+    model = calibrated("resnet18", "small")
+    model.layer1[0].act1 = nn.Sequential(model.layer1[0].act1, nn.GELU())
+    with pytest.raises(ValueError, match=r"does not know layer layer1.0.act1.1 \(GELU\)"):
+        integerize(model)
+
+
+def test_other_input_sizes_need_their_own_integerization():
+    integer = integerize(calibrated("resnet18", "small"))
+    with pytest.raises(RuntimeError, match="integerize it with an input of this size"):
+        integer(pixels((1, 1, 64, 64)))
