@@ -12,9 +12,14 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from f8lab.data import DataError
-from f8lab.train import ConfigError, evaluate_checkpoint, load_config, read_checkpoint, train
+from f8lab.export import integerize
+from f8lab.train import (ConfigError, evaluate, evaluate_checkpoint, load_config, load_model,
+                         read_checkpoint, train)
 from f8lab.train.config import PROFILES, config_from_dict
+from f8lab.train.data import make_batches
 
 EVAL_MODES = ("float", "fake", "integer", "onnx")
 
@@ -30,10 +35,10 @@ def _eval(args: argparse.Namespace) -> None:
     state = read_checkpoint(args.checkpoint)
     fixed = state["quant"] is not None
     mode = args.mode or ("fake" if fixed else "float")
-    if mode in ("integer", "onnx"):
-        raise SystemExit(f"error: --mode {mode} needs the integer exporter, which this version "
-                         "does not have yet; use --mode fake")
-    if (mode == "fake") != fixed:
+    if mode == "onnx":
+        raise SystemExit("error: --mode onnx needs the ONNX exporter, which this version does "
+                         "not have yet; use --mode fake or integer")
+    if (mode != "float") != fixed:
         kind = "fixed-point" if fixed else "float"
         raise SystemExit(f"error: {args.checkpoint} is a {kind} checkpoint; --mode {mode} "
                          f"needs a {'float' if fixed else 'fixed-point'} one")
@@ -42,7 +47,11 @@ def _eval(args: argparse.Namespace) -> None:
         if args.config is None:
             raise SystemExit("error: --profile needs --config, the YAML file whose profile to use")
         config = load_config(args.config, args.profile)
-    metrics = evaluate_checkpoint(args.checkpoint, config)
+    if mode == "integer":  # the integer-only network (integers carried in float64)
+        model = integerize(load_model(args.checkpoint).double(), carrier=torch.float64)
+        metrics = evaluate(model, make_batches(config, False))
+    else:
+        metrics = evaluate_checkpoint(args.checkpoint, config)
     print(json.dumps({"mode": mode, "checkpoint": str(args.checkpoint), **metrics}))
 
 
@@ -66,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Evaluate a checkpoint on its run's test set.")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--mode", choices=EVAL_MODES,
-                   help="float or fake (fake-quant simulation); default: from the checkpoint")
+                   help="float, fake (fake-quant simulation) or integer (the integer-only "
+                   "model); default: from the checkpoint")
     p.add_argument("--profile", choices=PROFILES, help="evaluate with this profile of --config")
     p.add_argument("--config", help="the YAML config whose profile to use")
     p.set_defaults(run=_eval)

@@ -35,6 +35,9 @@ def test_train_then_eval_prints_json_last(tmp_path, capsys):
     main(["eval", str(tmp_path / "f8" / "best.pt")])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["mode"] == "fake" and result["n"] == 32 and 0 <= result["top1"] <= 100
+    main(["eval", str(tmp_path / "f8" / "best.pt"), "--mode", "integer"])
+    integer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert integer["mode"] == "integer" and integer["top1"] == result["top1"]
     main(["eval", str(tmp_path / "fp" / "best.pt"), "--mode", "float"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["mode"] == "float"
 
@@ -55,5 +58,7 @@ def test_eval_mode_must_fit_the_checkpoint(tmp_path, capsys):
     main(["train", str(config), "--out", str(tmp_path / "fp")])
     with pytest.raises(SystemExit, match="float checkpoint; --mode fake needs a fixed-point one"):
         main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "fake"])
-    with pytest.raises(SystemExit, match="integer exporter"):
+    with pytest.raises(SystemExit, match="float checkpoint; --mode integer needs a fixed-point one"):
         main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "integer"])
+    with pytest.raises(SystemExit, match="ONNX exporter"):
+        main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "onnx"])
