@@ -7,8 +7,10 @@ from f8lab.analysis.fraclen_study import (
     relative_error,
     step_thresholds,
 )
+from f8lab.analysis.plots import plot_fraclens
 
 __all__ = [
+    "plot_fraclens",
     "derive_coefficients",
     "fit_coefficient",
     "optimal_fraclen_curve",

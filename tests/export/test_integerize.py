@@ -97,3 +97,21 @@ def test_other_input_sizes_need_their_own_integerization():
     integer = integerize(calibrated("resnet18", "small"))
     with pytest.raises(RuntimeError, match="integerize it with an input of this size"):
         integer(pixels((1, 1, 64, 64)))
+
+
+def test_layer_table_matches_the_integer_model():
+    from f8lab.export import layer_table
+    from f8lab.export.integer_ops import IntConv2d
+    model = calibrated("resnet18", "small")
+    with torch.no_grad():
+        model(pixels(SHAPES["small"]))
+    table = layer_table(model).set_index("layer")
+    integer = integerize(model)
+    convs = {name: m for name, m in integer.body.named_modules() if isinstance(m, IntConv2d)}
+    assert set(convs) | {"fc"} == set(table.index)
+    for name, conv in convs.items():
+        row = table.loc[name]
+        assert row.fl_in == conv.input_fraclen and row.fl_w == int(conv.weight_fraclen)
+        assert row["shift"] == row.fl_acc - row.fl_out
+    assert table.loc["fc", "fl_acc"] == integer.output_fraclen
+    assert table.loc["layer1.0.conv1", "alpha"] == model.act1.alpha.item()
