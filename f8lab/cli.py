@@ -2,7 +2,8 @@
 
     f8lab train CONFIG [--profile quick|default|imagenet] [--set key=value ...] [--out DIR]
                        [--init CHECKPOINT] [--resume]
-    f8lab eval CHECKPOINT [--mode float|fake|integer|onnx] [--profile ...]
+    f8lab eval CHECKPOINT|FILE.onnx [--mode float|fake|integer|onnx] [--profile ... --config ...]
+    f8lab export CHECKPOINT --format onnx-int8|onnx-integer-float|onnx-float --out FILE
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import json
 import sys
 from pathlib import Path
 
+import tempfile
+
 import torch
 
 from f8lab.data import DataError
-from f8lab.export import integerize
+from f8lab.export import FORMATS, OnnxModel, export_onnx, integerize
 from f8lab.train import (ConfigError, evaluate, evaluate_checkpoint, load_config, load_model,
                          read_checkpoint, train)
 from f8lab.train.config import PROFILES, config_from_dict
@@ -31,28 +34,55 @@ def _train(args: argparse.Namespace) -> None:
     print(json.dumps({"out": str(out), **result.metrics}))
 
 
+def _eval_config(args: argparse.Namespace, saved: dict):
+    if args.profile is None:
+        return config_from_dict(saved)
+    if args.config is None:
+        raise SystemExit("error: --profile needs --config, the YAML file whose profile to use")
+    return load_config(args.config, args.profile)
+
+
+def _eval_onnx(args: argparse.Namespace) -> dict:
+    if args.checkpoint.suffix == ".onnx":
+        model = OnnxModel(args.checkpoint)
+        if "config" not in model.metadata:
+            raise SystemExit(f"error: {args.checkpoint} records no run config: export it with "
+                             "`f8lab export`")
+        config = _eval_config(args, json.loads(model.metadata["config"]))
+        return evaluate(model, make_batches(config, False))
+    state = read_checkpoint(args.checkpoint)
+    fmt = "onnx-int8" if state["quant"] is not None else "onnx-float"
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_onnx(load_model(args.checkpoint), Path(folder) / "model.onnx", fmt)
+        return evaluate(OnnxModel(path), make_batches(_eval_config(args, state["config"]), False))
+
+
 def _eval(args: argparse.Namespace) -> None:
+    if args.checkpoint.suffix == ".onnx" or args.mode == "onnx":
+        metrics = _eval_onnx(args)
+        print(json.dumps({"mode": "onnx", "checkpoint": str(args.checkpoint), **metrics}))
+        return
     state = read_checkpoint(args.checkpoint)
     fixed = state["quant"] is not None
     mode = args.mode or ("fake" if fixed else "float")
-    if mode == "onnx":
-        raise SystemExit("error: --mode onnx needs the ONNX exporter, which this version does "
-                         "not have yet; use --mode fake or integer")
     if (mode != "float") != fixed:
         kind = "fixed-point" if fixed else "float"
         raise SystemExit(f"error: {args.checkpoint} is a {kind} checkpoint; --mode {mode} "
                          f"needs a {'float' if fixed else 'fixed-point'} one")
-    config = config_from_dict(state["config"])
-    if args.profile is not None:
-        if args.config is None:
-            raise SystemExit("error: --profile needs --config, the YAML file whose profile to use")
-        config = load_config(args.config, args.profile)
+    config = _eval_config(args, state["config"])
     if mode == "integer":  # the integer-only network (integers carried in float64)
         model = integerize(load_model(args.checkpoint).double(), carrier=torch.float64)
         metrics = evaluate(model, make_batches(config, False))
     else:
         metrics = evaluate_checkpoint(args.checkpoint, config)
     print(json.dumps({"mode": mode, "checkpoint": str(args.checkpoint), **metrics}))
+
+
+def _export(args: argparse.Namespace) -> None:
+    state = read_checkpoint(args.checkpoint)
+    path = export_onnx(load_model(args.checkpoint), args.out, args.format,
+                       metadata={"config": json.dumps(state["config"])})
+    print(json.dumps({"format": args.format, "out": str(path)}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,15 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "overrides run.init")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.set_defaults(run=_train)
-    p = commands.add_parser("eval", help="evaluate a checkpoint; prints JSON as its last line",
-                            description="Evaluate a checkpoint on its run's test set.")
-    p.add_argument("checkpoint", type=Path)
+    p = commands.add_parser("eval", help="evaluate a checkpoint or an exported ONNX file; "
+                            "prints JSON as its last line",
+                            description="Evaluate on the run's test set.")
+    p.add_argument("checkpoint", type=Path, help="a checkpoint, or a file from `f8lab export`")
     p.add_argument("--mode", choices=EVAL_MODES,
-                   help="float, fake (fake-quant simulation) or integer (the integer-only "
-                   "model); default: from the checkpoint")
+                   help="float, fake (fake-quant simulation), integer (the integer-only model) "
+                   "or onnx (onnxruntime; an .onnx file always is); default: from the checkpoint")
     p.add_argument("--profile", choices=PROFILES, help="evaluate with this profile of --config")
     p.add_argument("--config", help="the YAML config whose profile to use")
     p.set_defaults(run=_eval)
+    p = commands.add_parser("export", help="export a checkpoint to ONNX",
+                            description="Write an ONNX file that onnxruntime runs.")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--format", choices=FORMATS, default="onnx-int8",
+                   help="onnx-int8 (int8 kernels), onnx-integer-float (integer values in "
+                   "float32) or onnx-float (the float network); default: %(default)s")
+    p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    p.set_defaults(run=_export)
     return parser
 
 

@@ -15,14 +15,16 @@ optim: {lr: 0.1, epochs: 1}
 """
 
 
-def test_help_of_each_command():
+def test_help_of_each_command(capsys):
     run = subprocess.run([sys.executable, "-m", "f8lab", "--help"], capture_output=True, text=True)
-    assert run.returncode == 0 and "train" in run.stdout and "eval" in run.stdout
+    assert run.returncode == 0 and all(c in run.stdout for c in ("train", "eval", "export"))
     for command, words in (("train", ["--profile", "--set", "--resume", "--init"]),
-                           ("eval", ["--mode", "float", "fake"])):
+                           ("eval", ["--mode", "integer", "onnx"]), ("export", ["--format"])):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert all(word in text for word in words), command
 
 
 def test_train_then_eval_prints_json_last(tmp_path, capsys):
@@ -40,6 +42,13 @@ def test_train_then_eval_prints_json_last(tmp_path, capsys):
     assert integer["mode"] == "integer" and integer["top1"] == result["top1"]
     main(["eval", str(tmp_path / "fp" / "best.pt"), "--mode", "float"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["mode"] == "float"
+    main(["export", str(tmp_path / "f8" / "best.pt"), "--out", str(tmp_path / "m.onnx")])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["format"] == "onnx-int8"
+    main(["eval", str(tmp_path / "m.onnx")])
+    onnx_result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert onnx_result["mode"] == "onnx" and onnx_result["top1"] == integer["top1"]
+    main(["eval", str(tmp_path / "f8" / "best.pt"), "--mode", "onnx"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top1"] == integer["top1"]
 
 
 def test_bad_config_fails_before_any_work(tmp_path, capsys):
@@ -60,5 +69,4 @@ def test_eval_mode_must_fit_the_checkpoint(tmp_path, capsys):
         main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "fake"])
     with pytest.raises(SystemExit, match="float checkpoint; --mode integer needs a fixed-point one"):
         main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "integer"])
-    with pytest.raises(SystemExit, match="ONNX exporter"):
-        main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "onnx"])
+    main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "onnx"])  # the float network

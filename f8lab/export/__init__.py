@@ -1,7 +1,10 @@
-"""Integer export: the integer-only model and its reference executor."""
+"""Integer export: the integer-only model, its reference executor, ONNX files."""
 
 from f8lab.export.integer_ops import Fixed
 from f8lab.export.integerize import IntegerModel, integerize
 from f8lab.export.layer_table import layer_table
+from f8lab.export.onnx_export import FORMATS, export_onnx
+from f8lab.export.onnx_run import OnnxModel
 
-__all__ = ["Fixed", "IntegerModel", "integerize", "layer_table"]
+__all__ = ["FORMATS", "Fixed", "IntegerModel", "OnnxModel", "export_onnx", "integerize",
+           "layer_table"]

@@ -1,0 +1,389 @@
+"""ONNX export: the integer model for onnxruntime's int8 kernels, as integer-valued floats,
+or the float model (METHOD.md §6).
+
+The architecture's own forward is run on symbols: every layer, instead of computing, adds
+its ONNX nodes, so every model f8lab builds exports. Formats:
+
+- ``onnx-int8``: QuantizeLinear for the image, QLinearConv (uint8/int8 activations, int8
+  weights, int32 bias, power-of-two scales) for a conv that feeds a quantizer of its
+  input's signedness; otherwise (a conv that feeds a residual add, or changes signedness)
+  ConvInteger + an int32 bias, the add in int32 after a left shift of the addend with the
+  smaller FL, then requantization (QuantizeLinear at scale 2**shift). Max pooling on 8-bit integers; the classifier sums in int32 and
+  multiplies in float64. onnxruntime requantizes in float32: equal to the integer model
+  wherever the accumulators stay below 2**24.
+- ``onnx-integer-float``: the same integers carried in float32 (Conv, Mul by 2**-n, Round,
+  Clip), as the original code offered.
+- ``onnx-float``: the float network (BatchNorm, ReLU, average pool), for comparison.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from f8lab.export.integer_ops import (
+    IntAdd,
+    IntConv2d,
+    IntInput,
+    IntLinear,
+    IntMaxPool2d,
+    IntRequantize,
+)
+from f8lab.export.integerize import integerize
+from f8lab.export.layer_table import layer_table
+from f8lab.models import build_model, load_float_state_dict
+from f8lab.nn import Add
+from f8lab.quant import int_range
+
+FORMATS = ("onnx-int8", "onnx-integer-float", "onnx-float")
+OPSET = 17
+
+
+@dataclass
+class Sym:
+    """A tensor of the graph being built: its name, FL and form (``q8``: 8-bit integers;
+    ``int32``/``float``: accumulators; ``conv``: a convolution not emitted yet)."""
+
+    name: str
+    fraclen: int | np.ndarray = 0
+    form: str = "float"
+    signed: bool = False
+    pending: tuple | None = None
+
+
+@dataclass
+class Graph:
+    nodes: list = field(default_factory=list)
+    initializers: list = field(default_factory=list)
+    count: int = 0
+
+    def fresh(self, hint: str) -> str:
+        self.count += 1
+        return f"{hint}_{self.count}"
+
+    def const(self, value, dtype, hint: str = "c") -> str:
+        name = self.fresh(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str = "", **attributes) -> str:
+        out = self.fresh(hint or op_type.lower())
+        domain = "com.microsoft" if op_type in MS_OPS else ""
+        self.nodes.append(helper.make_node(op_type, inputs, [out], domain=domain, **attributes))
+        return out
+
+
+MS_OPS: set[str] = set()
+
+
+def _pow2(fraclen) -> np.ndarray:
+    return np.exp2(-np.asarray(fraclen, dtype=np.float64)).astype(np.float32)
+
+
+def _channel_shape(values: np.ndarray) -> np.ndarray:
+    return values.reshape(1, -1, 1, 1) if values.ndim else values
+
+
+def _q8_type(signed: bool):
+    return np.int8 if signed else np.uint8
+
+
+# ---------------------------------------------------------------- onnx-int8 emitters
+
+def _int8_input(self: IntInput, graph: Graph, x: Sym) -> Sym:
+    scale = graph.const(2.0 ** -self.fraclen, np.float32, "input_scale")
+    zero = graph.const(0, _q8_type(self.signed), "zero")
+    q = graph.op("QuantizeLinear", [x.name, scale, zero], "input_q")
+    return _clip_q8(graph, Sym(q, self.fraclen, "q8", self.signed), None)
+
+
+def _clip_q8(graph: Graph, x: Sym, cap: int | None) -> Sym:
+    """Keep signed values in ±(2**(wl-1) - 1) (ONNX int8 reaches -128) and apply a cap."""
+    if not x.signed and cap is None:
+        return x
+    kind = _q8_type(x.signed)
+    low = graph.const(-127 if x.signed else 0, kind)
+    high = graph.const(min(cap, 127 if x.signed else 255) if cap is not None else 127, kind)
+    return Sym(graph.op("Clip", [x.name, low, high], "clip"), x.fraclen, "q8", x.signed)
+
+
+def _int8_conv(self: IntConv2d, graph: Graph, x: Sym) -> Sym:
+    if x.form != "q8":
+        raise ValueError("a convolution must read an 8-bit tensor")
+    return Sym("", self.input_fraclen + self.weight_fraclen.numpy(), "conv", pending=(self, x))
+
+
+def _conv_attributes(conv: IntConv2d) -> dict:
+    k = conv.weight.shape[-1]
+    return dict(kernel_shape=[k, k], strides=[conv.stride] * 2, pads=[conv.padding] * 4,
+                group=conv.groups)
+
+
+def _qlinear_conv(graph: Graph, conv: IntConv2d, x: Sym, out_fraclen: int, signed: bool) -> str:
+    w_fl = conv.weight_fraclen.numpy()
+    inputs = [
+        x.name, graph.const(2.0 ** -x.fraclen, np.float32), graph.const(0, _q8_type(x.signed)),
+        graph.const(conv.weight.numpy().astype(np.int8), np.int8, "w"), graph.const(_pow2(w_fl), np.float32),
+        graph.const(np.zeros(w_fl.shape, np.int8), np.int8),
+        graph.const(2.0 ** -out_fraclen, np.float32), graph.const(0, _q8_type(signed)),
+        graph.const(conv.bias.numpy().astype(np.int32), np.int32, "b"),
+    ]
+    return graph.op("QLinearConv", inputs, "qconv", **_conv_attributes(conv))
+
+
+def _int32_conv(graph: Graph, pending: tuple) -> Sym:
+    conv, x = pending
+    weight = graph.const(conv.weight.numpy().astype(np.int8), np.int8, "w")
+    inputs = [x.name, weight]
+    if x.signed:  # onnxruntime's ConvInteger reads uint8: offset by 128, a zero point of 128
+        wide = graph.op("Cast", [x.name], "wide", to=TensorProto.INT32)
+        shifted = graph.op("Add", [wide, graph.const(128, np.int32)], "offset")
+        inputs = [graph.op("Cast", [shifted], "offset", to=TensorProto.UINT8), weight,
+                  graph.const(128, np.uint8, "zero")]
+    acc = graph.op("ConvInteger", inputs, "acc", **_conv_attributes(conv))
+    bias = graph.const(conv.bias.numpy().astype(np.int32).reshape(1, -1, 1, 1), np.int32, "b")
+    fl = x.fraclen + conv.weight_fraclen.numpy()
+    return Sym(graph.op("Add", [acc, bias], "acc"), fl, "int32")
+
+
+def _as_int32(graph: Graph, x: Sym) -> Sym:
+    if x.form == "conv":
+        return _int32_conv(graph, x.pending)
+    if x.form == "q8":
+        return Sym(graph.op("Cast", [x.name], "wide", to=TensorProto.INT32), x.fraclen, "int32")
+    return x
+
+
+def _int8_requantize(self: IntRequantize, graph: Graph, x: Sym) -> Sym:
+    cap = self.cap
+    if x.form == "conv" and x.pending[1].signed == self.signed:  # QLinearConv: same types in and out
+        out = _qlinear_conv(graph, *x.pending, self.fraclen, self.signed)
+        return _clip_q8(graph, Sym(out, self.fraclen, "q8", self.signed), cap)
+    acc = _as_int32(graph, x)
+    shift = np.asarray(acc.fraclen) - self.fraclen
+    as_float = graph.op("Cast", [acc.name], "accf", to=TensorProto.FLOAT)
+    scale = graph.const(np.exp2(shift.astype(np.float64)).astype(np.float32), np.float32)
+    zero = graph.const(np.zeros(shift.shape, _q8_type(self.signed)), _q8_type(self.signed))
+    axis = {"axis": 1} if shift.ndim else {}
+    q = graph.op("QuantizeLinear", [as_float, scale, zero], "q", **axis)
+    return _clip_q8(graph, Sym(q, self.fraclen, "q8", self.signed), cap)
+
+
+def _int8_add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
+    a, b = _as_int32(graph, a), _as_int32(graph, b)
+    fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
+    terms = []
+    for term in (a, b):
+        shift = fl - np.asarray(term.fraclen)
+        if np.any(shift):
+            factor = graph.const(_channel_shape(np.exp2(shift).astype(np.int32)), np.int32)
+            terms.append(graph.op("Mul", [term.name, factor], "aligned"))
+        else:
+            terms.append(term.name)
+    return Sym(graph.op("Add", terms, "sum"), fl, "int32")
+
+
+def _maxpool(self: IntMaxPool2d, graph: Graph, x: Sym) -> Sym:
+    out = graph.op("MaxPool", [x.name], "maxpool", kernel_shape=[self.kernel] * 2,
+                   strides=[self.stride] * 2, pads=[self.padding] * 4)
+    return dataclasses.replace(x, name=out)
+
+
+def _linear(self: IntLinear, graph: Graph, x: Sym, carrier: int = TensorProto.DOUBLE) -> Sym:
+    """int32 sum over H·W, then the product and bias in float64 (exact), aligned logits."""
+    wide = graph.op("Cast", [x.name], "wide", to=TensorProto.INT32) if x.form == "q8" else x.name
+    pooled = graph.op("ReduceSum", [wide, graph.const([2, 3], np.int64)], "pooled", keepdims=0)
+    pooled = graph.op("Cast", [pooled], "pooledf", to=carrier)
+    dtype = np.float64 if carrier == TensorProto.DOUBLE else np.float32
+    shift = self.output_fraclen - self.input_fraclen - self.weight_fraclen.numpy()
+    weight = self.weight.numpy().T * np.exp2(shift)  # left shifts folded: exact integers
+    acc = graph.op("MatMul", [pooled, graph.const(weight, dtype, "fc_w")], "fc")
+    acc = graph.op("Add", [acc, graph.const(self.bias.numpy() * np.exp2(shift), dtype, "fc_b")], "fc")
+    return Sym(acc, self.output_fraclen, "float")
+
+
+# ---------------------------------------------------------------- onnx-integer-float emitters
+
+def _float_input(self: IntInput, graph: Graph, x: Sym) -> Sym:
+    qmin, qmax = int_range(self.wl, self.signed)
+    scaled = graph.op("Mul", [x.name, graph.const(2.0 ** self.fraclen, np.float32)], "scaled")
+    q = graph.op("Clip", [graph.op("Round", [scaled]), graph.const(qmin, np.float32),
+                          graph.const(qmax, np.float32)], "input_q")
+    return Sym(q, self.fraclen, "float", self.signed)
+
+
+def _float_conv(self: IntConv2d, graph: Graph, x: Sym) -> Sym:
+    inputs = [x.name, graph.const(self.weight.numpy(), np.float32, "w"),
+              graph.const(self.bias.numpy(), np.float32, "b")]
+    out = graph.op("Conv", inputs, "conv", **_conv_attributes(self))
+    return Sym(out, self.input_fraclen + self.weight_fraclen.numpy(), "float")
+
+
+def _float_requantize(self: IntRequantize, graph: Graph, x: Sym) -> Sym:
+    qmin, qmax = int_range(self.wl, self.signed)
+    if self.cap is not None:
+        qmax = min(qmax, self.cap)
+    shift = np.asarray(x.fraclen) - self.fraclen
+    factor = graph.const(_channel_shape(np.exp2(-shift.astype(np.float64)).astype(np.float32)), np.float32)
+    rounded = graph.op("Round", [graph.op("Mul", [x.name, factor], "scaled")])
+    q = graph.op("Clip", [rounded, graph.const(qmin, np.float32), graph.const(qmax, np.float32)], "q")
+    return Sym(q, self.fraclen, "float", self.signed)
+
+
+def _float_add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
+    fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
+    terms = []
+    for term in (a, b):
+        factor = graph.const(_channel_shape(np.exp2(fl - np.asarray(term.fraclen)).astype(np.float32)),
+                             np.float32)
+        terms.append(graph.op("Mul", [term.name, factor], "aligned"))
+    return Sym(graph.op("Add", terms, "sum"), fl, "float")
+
+
+# ---------------------------------------------------------------- onnx-float emitters
+
+def _torch_conv(self: nn.Conv2d, graph: Graph, x: Sym) -> Sym:
+    k = self.kernel_size[0]
+    inputs = [x.name, graph.const(self.weight.detach().numpy(), np.float32, "w")]
+    out = graph.op("Conv", inputs, "conv", kernel_shape=[k, k], strides=list(self.stride),
+                   pads=[self.padding[0]] * 4, group=self.groups)
+    return Sym(out)
+
+
+def _torch_bn(self: nn.BatchNorm2d, graph: Graph, x: Sym) -> Sym:
+    params = [self.weight, self.bias, self.running_mean, self.running_var]
+    inputs = [x.name] + [graph.const(p.detach().numpy(), np.float32, "bn") for p in params]
+    return Sym(graph.op("BatchNormalization", inputs, "bn", epsilon=self.eps))
+
+
+def _torch_relu(self: nn.Module, graph: Graph, x: Sym) -> Sym:
+    if isinstance(self, nn.ReLU6):
+        return Sym(graph.op("Clip", [x.name, graph.const(0, np.float32), graph.const(6, np.float32)]))
+    return Sym(graph.op("Relu", [x.name]))
+
+
+def _torch_maxpool(self: nn.MaxPool2d, graph: Graph, x: Sym) -> Sym:
+    return Sym(graph.op("MaxPool", [x.name], kernel_shape=[self.kernel_size] * 2,
+                        strides=[self.stride] * 2, pads=[self.padding] * 4))
+
+
+def _torch_add(self: Add, graph: Graph, a: Sym, b: Sym) -> Sym:
+    return Sym(graph.op("Add", [a.name, b.name]))
+
+
+def _torch_pool(self: nn.Module, graph: Graph, x: Sym) -> Sym:
+    return Sym(graph.op("Flatten", [graph.op("GlobalAveragePool", [x.name])]))
+
+
+def _torch_linear(self: nn.Linear, graph: Graph, x: Sym) -> Sym:
+    inputs = [x.name, graph.const(self.weight.detach().numpy(), np.float32, "fc_w"),
+              graph.const(self.bias.detach().numpy(), np.float32, "fc_b")]
+    return Sym(graph.op("Gemm", inputs, "fc", transB=1))
+
+
+def _identity(self: nn.Module, graph: Graph, x: Sym) -> Sym:
+    return x
+
+
+EMITTERS = {
+    "onnx-int8": {IntInput: _int8_input, IntConv2d: _int8_conv, IntRequantize: _int8_requantize,
+                  IntAdd: _int8_add, IntMaxPool2d: _maxpool, IntLinear: _linear},
+    "onnx-integer-float": {IntInput: _float_input, IntConv2d: _float_conv,
+                           IntRequantize: _float_requantize, IntAdd: _float_add,
+                           IntMaxPool2d: _maxpool,
+                           IntLinear: lambda self, g, x: _linear(self, g, x, TensorProto.FLOAT)},
+    "onnx-float": {nn.Conv2d: _torch_conv, nn.BatchNorm2d: _torch_bn, nn.ReLU: _torch_relu,
+                   nn.ReLU6: _torch_relu, nn.MaxPool2d: _torch_maxpool, Add: _torch_add,
+                   nn.Linear: _torch_linear, nn.Dropout: _identity},
+}
+
+
+def _trace(body: nn.Module, format: str, graph: Graph) -> Sym:
+    """Run ``body``'s forward on symbols, each known layer adding its nodes."""
+    emitters = EMITTERS[format]
+    for module in body.modules():
+        for kind, emit in emitters.items():
+            if type(module) is kind:
+                module.forward = types.MethodType(lambda self, *xs, _e=emit: _e(self, graph, *xs), module)
+        if format == "onnx-float" and isinstance(module, nn.Sequential) and \
+                any(isinstance(m, nn.AdaptiveAvgPool2d) for m in module):
+            module.forward = types.MethodType(lambda self, x: _torch_pool(self, graph, x), module)
+    return body(Sym("input"))
+
+
+def _float_model(model: nn.Module) -> nn.Module:
+    float_model = build_model(**model.arch)
+    state = {k: v for k, v in model.state_dict().items() if k in float_model.state_dict()}
+    load_float_state_dict(float_model, state)
+    return float_model.eval()
+
+
+def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
+                example_input: torch.Tensor | None = None, metadata: dict | None = None) -> Path:
+    """Write ``model`` as an ONNX file that onnxruntime runs.
+
+    Args:
+        model: a calibrated fixed-point model in eval mode (for ``onnx-float``, a float
+            model or a fixed-point one, whose float network is exported).
+        path: the file to write.
+        format: "onnx-int8", "onnx-integer-float" or "onnx-float".
+        example_input: an input of the size the file will see (it fixes the classifier's
+            pooling size); default: the stem's usual size.
+        metadata: extra ``metadata_props`` entries (strings).
+
+    Returns:
+        The path. The graph's input is ``input`` (N, C, H, W) float32 with a dynamic batch
+        axis, in the model's input convention; its output ``logits`` (N, classes): for the
+        integer formats, integers with the true logits = logits / 2**output_fraclen
+        (recorded in metadata_props, with the input convention and the layer formats).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    quant = getattr(model, "quant", None)
+    props = {"format": format, "arch": json.dumps(model.arch),
+             "input_convention": "imagenet-normalized" if quant is not None and quant.signed_input
+             else "pixels/256 (round(255 x) / 256)"}
+    graph = Graph()
+    if format == "onnx-float":
+        body = copy.deepcopy(model if quant is None else _float_model(model)).eval()
+        out = _trace(body, format, graph)
+        props["output_fraclen"] = "0"
+        out_type = TensorProto.FLOAT
+    else:
+        if quant is None:
+            raise ValueError(f"{format} needs a fixed-point model; a float model exports as onnx-float")
+        integer = integerize(model, example_input)
+        out = _trace(integer.body, format, graph)
+        props["output_fraclen"] = str(integer.output_fraclen)
+        props["layers"] = layer_table(model).to_json(orient="records")
+        out_type = TensorProto.DOUBLE if format == "onnx-int8" else TensorProto.FLOAT
+    graph.nodes.append(helper.make_node("Identity", [out.name], ["logits"]))
+    channels, classes = model.arch["in_channels"], model.arch["num_classes"]
+    size = 224 if model.arch["stem"] == "imagenet" else 28
+    if example_input is not None:
+        size = example_input.shape[-1]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, size, size])]
+    outputs = [helper.make_tensor_value_info("logits", out_type, ["batch", classes])]
+    onnx_graph = helper.make_graph(graph.nodes, f"f8lab_{model.arch['name']}", inputs, outputs,
+                                   graph.initializers)
+    onnx_model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                   producer_name="f8lab")
+    onnx_model.ir_version = 8
+    helper.set_model_props(onnx_model, {**props, **(metadata or {})})
+    onnx_model.graph.doc_string = (f"f8lab {format} export of {model.arch['name']}: input 'input' "
+                                   f"(N, C, H, W) float32, output 'logits'; see metadata_props")
+    onnx.checker.check_model(onnx_model, full_check=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(onnx_model, path)
+    return path
