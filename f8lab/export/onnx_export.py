@@ -78,12 +78,8 @@ class Graph:
 
     def op(self, op_type: str, inputs: list[str], hint: str = "", **attributes) -> str:
         out = self.fresh(hint or op_type.lower())
-        domain = "com.microsoft" if op_type in MS_OPS else ""
-        self.nodes.append(helper.make_node(op_type, inputs, [out], domain=domain, **attributes))
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attributes))
         return out
-
-
-MS_OPS: set[str] = set()
 
 
 def _pow2(fraclen) -> np.ndarray:
