@@ -19,8 +19,8 @@ import torch
 
 from f8lab.data import DataError
 from f8lab.export import FORMATS, OnnxModel, export_onnx, integerize
-from f8lab.train import (ConfigError, evaluate, evaluate_checkpoint, load_config, load_model,
-                         read_checkpoint, train)
+from f8lab.train import ConfigError, evaluate, load_config, read_checkpoint, train
+from f8lab.train.checkpoint import model_from_state
 from f8lab.train.config import PROFILES, config_from_dict
 from f8lab.train.data import make_batches
 
@@ -53,7 +53,7 @@ def _eval_onnx(args: argparse.Namespace) -> dict:
     state = read_checkpoint(args.checkpoint)
     fmt = "onnx-int8" if state["quant"] is not None else "onnx-float"
     with tempfile.TemporaryDirectory() as folder:
-        path = export_onnx(load_model(args.checkpoint), Path(folder) / "model.onnx", fmt)
+        path = export_onnx(model_from_state(state), Path(folder) / "model.onnx", fmt)
         return evaluate(OnnxModel(path), make_batches(_eval_config(args, state["config"]), False))
 
 
@@ -70,17 +70,16 @@ def _eval(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {args.checkpoint} is a {kind} checkpoint; --mode {mode} "
                          f"needs a {'float' if fixed else 'fixed-point'} one")
     config = _eval_config(args, state["config"])
+    model = model_from_state(state)
     if mode == "integer":  # the integer-only network (integers carried in float64)
-        model = integerize(load_model(args.checkpoint).double(), carrier=torch.float64)
-        metrics = evaluate(model, make_batches(config, False))
-    else:
-        metrics = evaluate_checkpoint(args.checkpoint, config)
+        model = integerize(model.double(), carrier=torch.float64)
+    metrics = evaluate(model, make_batches(config, False))
     print(json.dumps({"mode": mode, "checkpoint": str(args.checkpoint), **metrics}))
 
 
 def _export(args: argparse.Namespace) -> None:
     state = read_checkpoint(args.checkpoint)
-    path = export_onnx(load_model(args.checkpoint), args.out, args.format,
+    path = export_onnx(model_from_state(state), args.out, args.format,
                        metadata={"config": json.dumps(state["config"])})
     print(json.dumps({"format": args.format, "out": str(path)}))
 

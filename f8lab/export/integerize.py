@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from f8lab.export.integer_ops import (
+    INT32_MAX,
     IntAdd,
     IntConv2d,
     IntInput,
@@ -28,7 +29,6 @@ from f8lab.export.integer_ops import (
 from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, WeightQuant
 from f8lab.quant import FraclenEMA
 
-INT32_MAX = 2**31 - 1
 KNOWN = (ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, nn.MaxPool2d, nn.Identity,
          nn.Sequential, nn.ModuleList, FraclenEMA, WeightQuant)
 
@@ -37,9 +37,9 @@ class IntegerModel(nn.Module):
     """An integer-only model: ``forward(x)`` takes the usual input and returns integer logits
     (int32 values; ``logits = out / 2**output_fraclen``)."""
 
-    def __init__(self, body: nn.Module, output_fraclen: int, carrier: torch.dtype) -> None:
+    def __init__(self, body: nn.Module, output_fraclen: int) -> None:
         super().__init__()
-        self.body, self.output_fraclen, self.carrier = body, output_fraclen, carrier
+        self.body, self.output_fraclen = body, output_fraclen
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
@@ -98,7 +98,7 @@ def _conv_step(conv: FixConv2d) -> IntConv2d:
         weight, bias = conv.folded(None)
         weight_q = conv.weight_quant(weight)
     w_fl = conv.weight_quant.fraclen.clone()
-    in_fl = conv._input_quant.ema.rounded() if conv._input_quant.tracked else conv._input_quant.last_fraclen
+    in_fl = conv._input_quant.ema.rounded()
     shape = (-1, 1, 1, 1) if w_fl.dim() else ()
     q_w = _integer_values(weight_q, w_fl.view(shape), "a weight")
     q_b = _integer_values(bias, in_fl + w_fl, "a bias")
@@ -166,4 +166,4 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
         parent, _, attribute = name.rpartition(".")
         setattr(body.get_submodule(parent) if parent else body, attribute, step)
     classifier = next(m for m in body.modules() if isinstance(m, IntLinear))
-    return IntegerModel(body, classifier.output_fraclen, carrier).eval()
+    return IntegerModel(body, classifier.output_fraclen).eval()

@@ -32,7 +32,7 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
         if not isinstance(module, (FixConv2d, FixLinear)):
             continue
         quant = module._input_quant
-        fl_in = quant.ema.rounded() if quant.tracked else quant.last_fraclen
+        fl_in = quant.ema.rounded()
         fl_w = module.weight_quant.fraclen
         fl_acc = fl_in + fl_w
         if isinstance(module, FixLinear):

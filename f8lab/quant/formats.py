@@ -76,6 +76,14 @@ def check_fraclen(fl: int | torch.Tensor, wl: int, signed: bool) -> int | torch.
     return int(fl)
 
 
+def channel_rows(x: torch.Tensor, dim: int | None) -> torch.Tensor:
+    """``x`` as rows: (1, numel) for a per-tensor format, (C, numel / C) with the channels
+    along ``dim`` for a per-channel one."""
+    if dim is None:
+        return x.reshape(1, -1)
+    return x.transpose(0, dim).reshape(x.shape[dim], -1)
+
+
 def check_finite(x: torch.Tensor, what: str = "tensor") -> None:
     """Raise if ``x`` holds NaN or Inf: no format can be chosen for it."""
     if not torch.isfinite(x).all():

@@ -25,7 +25,7 @@ from importlib import resources
 
 import torch
 
-from f8lab.quant.formats import check_finite, check_word_length, fraclen_range
+from f8lab.quant.formats import channel_rows, check_finite, check_word_length, fraclen_range
 
 METRICS = ("std", "mean", "rms")
 COEFFICIENT_SOURCES = ("published", "derived")
@@ -79,9 +79,7 @@ def tensor_stat(x: torch.Tensor, metric: str = "std", signed: bool = True,
         A 0-dim tensor, or one value per slice along ``dim``.
     """
     _check_choice(metric, METRICS, "metric")
-    x = x.detach()
-    if dim is not None:
-        x = x.transpose(0, dim).reshape(x.shape[dim], -1)
+    x = x.detach() if dim is None else channel_rows(x.detach(), dim)
     reduce = {} if dim is None else {"dim": 1}
     if metric == "std":
         stat = x.std(correction=0, **reduce)

@@ -10,14 +10,7 @@ from __future__ import annotations
 import torch
 
 from f8lab.quant.fix_quant import fix_quant
-from f8lab.quant.formats import check_finite, fraclen_range
-
-
-def _as_rows(x: torch.Tensor, dim: int | None) -> torch.Tensor:
-    # (1, numel) for a per-tensor format, (C, numel / C) with the channels along dim
-    if dim is None:
-        return x.reshape(1, -1)
-    return x.transpose(0, dim).reshape(x.shape[dim], -1)
+from f8lab.quant.formats import channel_rows, check_finite, fraclen_range
 
 
 def quant_rmse(x: torch.Tensor, wl: int, fl: int | torch.Tensor, signed: bool,
@@ -29,7 +22,7 @@ def quant_rmse(x: torch.Tensor, wl: int, fl: int | torch.Tensor, signed: bool,
     """
     x = x.detach()
     target = x if signed else x.clamp(min=0)
-    error = _as_rows(fix_quant(x, wl, fl, signed, dim) - target, dim)
+    error = channel_rows(fix_quant(x, wl, fl, signed, dim) - target, dim)
     rmse = error.square().mean(dim=1).sqrt()
     return rmse[0] if dim is None else rmse
 

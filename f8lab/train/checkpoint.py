@@ -53,7 +53,11 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def load_model(path: str | Path) -> nn.Module:
     """Rebuild the model saved in a checkpoint (float or fixed point), in eval mode."""
-    state = read_checkpoint(path)
+    return model_from_state(read_checkpoint(path))
+
+
+def model_from_state(state: dict) -> nn.Module:
+    """Rebuild the model of a checkpoint already read by ``read_checkpoint``, in eval mode."""
     quant = QuantConfig(**state["quant"]) if state["quant"] is not None else None
     model = build_model(**state["arch"], quant=quant)
     model.load_state_dict(state["model"], strict=True)

@@ -26,6 +26,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def batches_per_epoch(n: int, batch_size: int, world: int, train: bool) -> int:
+    """Batches per process: full ones only in training (every process gets as many),
+    all images in evaluation."""
+    if train:
+        return n // (batch_size * world)
+    return -(-n // (batch_size * world))
+
+
 def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
@@ -41,10 +49,7 @@ class TensorBatches:
         self.normalize, self.seed, self.rank, self.world = normalize, seed, rank, world
 
     def __len__(self) -> int:
-        """Batches per epoch for this process."""
-        if self.train:  # every process gets the same number of full batches
-            return len(self.images) // (self.batch_size * self.world)
-        return -(-len(self.images) // (self.batch_size * self.world))
+        return batches_per_epoch(len(self.images), self.batch_size, self.world, self.train)
 
     def _to_input(self, pixels: torch.Tensor) -> torch.Tensor:
         if not self.normalize:
@@ -105,9 +110,7 @@ class FolderBatches:
         self.seed, self.workers, self.rank, self.world = seed, workers, rank, world
 
     def __len__(self) -> int:
-        if self.train:
-            return len(self.dataset) // (self.batch_size * self.world)
-        return -(-len(self.dataset) // (self.batch_size * self.world))
+        return batches_per_epoch(len(self.dataset), self.batch_size, self.world, self.train)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.dataset)

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from f8lab.models import build_model, from_float, load_float_state_dict
-from f8lab.train.checkpoint import load_model, model_state, read_checkpoint, save_atomic
+from f8lab.train.checkpoint import model_state, read_checkpoint, save_atomic
 from f8lab.train.config import RunConfig, config_from_dict
 from f8lab.train.data import make_batches
 from f8lab.train.schedule import lr_factor
@@ -260,10 +260,3 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
         dist.barrier()
     return TrainResult(metrics, model)
 
-
-def evaluate_checkpoint(path: str | Path, config: RunConfig | None = None) -> dict:
-    """Top-1 / top-5 of a checkpoint's model on its run's test set (or ``config``'s)."""
-    state = read_checkpoint(path)
-    config = config or config_from_dict(state["config"])
-    model = load_model(path)
-    return evaluate(model, make_batches(config, False))

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import onnx
 import pytest
 import torch
@@ -11,7 +10,7 @@ from f8lab.export import OnnxModel, export_onnx, integerize
 from f8lab.export.onnx_export import _float_model
 from f8lab.models import build_model
 
-from test_integerize import SHAPES, calibrated, pixels
+from test_integerize import calibrated, pixels
 
 NAMES = ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2"]
 

@@ -1,7 +1,6 @@
 """The EMA tracker of activation fractional lengths."""
 
 import pytest
-import torch
 
 from f8lab.quant import FraclenEMA
 
