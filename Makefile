@@ -6,10 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 DATA := data/FashionMNIST/raw/train-images-idx3-ubyte
+BROWSER := /usr/bin/chromium
 PROFILE ?= default
 RESULTS ?= results/$(PROFILE)
 
-.PHONY: help install data test test-slow demo lab bench clean
+.PHONY: help install data browser test test-slow demo lab bench clean
 
 help:
 	@echo "make test       set up .venv and data, run the test suite (notebooks in the quick profile)"
@@ -31,7 +32,18 @@ data: $(DATA)
 $(DATA): | $(INSTALLED)
 	$(PY) data_scripts/get_fashion_mnist.py
 
-test: $(INSTALLED) $(DATA)
+# Chromium for the test that drives the widgets in JupyterLab (Debian's package, as root)
+browser: $(BROWSER)
+
+$(BROWSER):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+		|| echo "make: could not install chromium: the browser test will be skipped"; \
+	else echo "make: no $(BROWSER) (Debian: apt-get install chromium): the browser test will be skipped"; fi
+
+test: $(INSTALLED) $(DATA) $(BROWSER)
 	$(PY) -m pytest -m "not slow"
 
 test-slow: $(INSTALLED) $(DATA)

@@ -12,30 +12,17 @@ speed does not depend on the weights. The pure-integer PyTorch reference executo
 """
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import onnxruntime as ort
 import torch
-from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                      quantize_static)
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from f8lab.export import export_onnx, integerize
+from f8lab.export.onnx_speed import ort_static_quantize, time_onnx
 from f8lab.models import build_model, from_float
 from f8lab.quant import QuantConfig
-
-
-class Images(CalibrationDataReader):
-    def __init__(self, count: int = 8) -> None:
-        generator = torch.Generator().manual_seed(1)
-        self.items = iter([{"input": (torch.randint(0, 256, (1, 3, 224, 224), generator=generator)
-                                      .float() / 256).numpy()} for _ in range(count)])
-
-    def get_next(self):
-        return next(self.items, None)
 
 
 def calibrated_model(name: str) -> torch.nn.Module:
@@ -49,13 +36,6 @@ def calibrated_model(name: str) -> torch.nn.Module:
     return model.eval()
 
 
-def session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
@@ -67,25 +47,14 @@ def main() -> None:
         model = calibrated_model(name)
         files = {"f8lab int8": export_onnx(model, folder / f"{name}_int8.onnx"),
                  "fp32": export_onnx(model, folder / f"{name}_fp32.onnx", "onnx-float")}
-        prepared = folder / f"{name}_prep.onnx"
-        quant_pre_process(str(files["fp32"]), str(prepared))
-        files["ort quantize_static"] = folder / f"{name}_ort_qdq.onnx"
-        quantize_static(str(prepared), str(files["ort quantize_static"]), Images(),
-                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
-        sessions = {label: session(path, args.threads) for label, path in files.items()}
+        calibration = (torch.randint(0, 256, (8, 3, 224, 224), generator=torch.Generator()
+                                     .manual_seed(1)).float() / 256).numpy()
+        files["ort quantize_static"] = ort_static_quantize(
+            files["fp32"], folder / f"{name}_ort_qdq.onnx", calibration)
         integer = integerize(model)
         for batch in (1, 8):
             x = (torch.randint(0, 256, (batch, 3, 224, 224)).float() / 256).numpy()
-            times = {label: [] for label in sessions}
-            for s in sessions.values():
-                s.run(None, {"input": x})
-            for _ in range(args.repeats):
-                for label, s in sessions.items():
-                    start = time.perf_counter()
-                    s.run(None, {"input": x})
-                    times[label].append(time.perf_counter() - start)
-            ms = {label: 1e3 * statistics.median(t) for label, t in times.items()}
+            ms = time_onnx(files, x, args.repeats, args.threads)
             start = time.perf_counter()
             with torch.no_grad():
                 integer(torch.from_numpy(x))

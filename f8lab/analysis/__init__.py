@@ -1,5 +1,8 @@
 """Statistics, error curves, plots and interactive explorers for the F8Net study."""
 
+from f8lab.analysis.explorers import (error_curve_figure, formula_explorer, quant_explorer,
+                                      quantization_summary)
+from f8lab.analysis.formula_vs_grid import compare_fraclens
 from f8lab.analysis.fraclen_study import (
     derive_coefficients,
     fit_coefficient,
@@ -7,13 +10,29 @@ from f8lab.analysis.fraclen_study import (
     relative_error,
     step_thresholds,
 )
-from f8lab.analysis.plots import plot_fraclens
+from f8lab.analysis.plots import (plot_boxes, plot_channel_std, plot_error_curves,
+                                  plot_fraclens, plot_histograms, plot_quantization)
+from f8lab.analysis.values import ModelTensor, channel_std, model_tensors, value_stats
 
 __all__ = [
-    "plot_fraclens",
+    "ModelTensor",
+    "channel_std",
+    "compare_fraclens",
     "derive_coefficients",
+    "error_curve_figure",
     "fit_coefficient",
+    "formula_explorer",
+    "model_tensors",
     "optimal_fraclen_curve",
+    "plot_boxes",
+    "plot_channel_std",
+    "plot_error_curves",
+    "plot_fraclens",
+    "plot_histograms",
+    "plot_quantization",
+    "quant_explorer",
+    "quantization_summary",
     "relative_error",
     "step_thresholds",
+    "value_stats",
 ]

@@ -94,9 +94,20 @@ class IntConv2d(nn.Module):
 
 class IntAdd(nn.Module):
     """Residual addition: left-shift the addend with the smaller FL, add, saturate to int32;
-    the sum keeps the larger FL."""
+    the sum keeps the larger FL.
+
+    ``shortcut_fraclen``: for an identity shortcut, the FL at which its integers count in
+    the sum's units. Its quantizer's scale is ``2**(FL_in - FL_out)`` times the sum's
+    (clipping levels shared), so its integers ``q`` stand for ``q * 2**-FL_out`` there.
+    """
+
+    def __init__(self, shortcut_fraclen: int | None = None) -> None:
+        super().__init__()
+        self.shortcut_fraclen = shortcut_fraclen
 
     def forward(self, a: Fixed, b: Fixed) -> Fixed:
+        if self.shortcut_fraclen is not None:
+            b = Fixed(b.values, self.shortcut_fraclen)
         fa, fb = torch.as_tensor(a.fraclen), torch.as_tensor(b.fraclen)
         fraclen = torch.maximum(fa, fb)
         shift_a = (fraclen - fa).to(a.values.device)

@@ -116,6 +116,18 @@ def _linear_step(linear: FixLinear, pool_size: int) -> IntLinear:
     return IntLinear(q_w, q_b, w_fl, in_fl, pool_size)
 
 
+def _shortcut_fraclen(add: FixAdd) -> int | None:
+    """The FL of an identity shortcut's integers in the sum's units: ``FL_in`` minus the
+    exponent of the scale ratio ``s_in / s_out`` that the fake-quant addition applies."""
+    identity = add._identity_quant
+    if identity is None:
+        return None
+    exponent = torch.log2(identity.scale(identity.ema.rounded()) / add._output_quant.scale()).item()
+    if exponent != round(exponent):  # _check refuses unshared levels; this guards the rest
+        raise ValueError(f"the identity path's scale ratio 2**{exponent} is not a power of two")
+    return identity.ema.rounded() - round(exponent)
+
+
 def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
                carrier: torch.dtype = torch.int64) -> IntegerModel:
     """Build the integer-only model of a calibrated fixed-point model in eval mode.
@@ -157,7 +169,7 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
         elif isinstance(module, FixLinear):
             replacements[name] = _linear_step(module, pool_sizes[module])
         elif isinstance(module, FixAdd):
-            replacements[name] = IntAdd()
+            replacements[name] = IntAdd(_shortcut_fraclen(module))
         elif isinstance(module, nn.MaxPool2d):
             replacements[name] = IntMaxPool2d(module)
         elif isinstance(module, FoldedBatchNorm2d):

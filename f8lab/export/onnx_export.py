@@ -22,7 +22,7 @@ import copy
 import dataclasses
 import json
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -175,8 +175,13 @@ def _int8_requantize(self: IntRequantize, graph: Graph, x: Sym) -> Sym:
     return _clip_q8(graph, Sym(q, self.fraclen, "q8", self.signed), cap)
 
 
+def _shortcut(self: IntAdd, b: Sym) -> Sym:
+    """The shortcut at the FL its integers count at in the sum (see IntAdd)."""
+    return b if self.shortcut_fraclen is None else replace(b, fraclen=self.shortcut_fraclen)
+
+
 def _int8_add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
-    a, b = _as_int32(graph, a), _as_int32(graph, b)
+    a, b = _as_int32(graph, a), _as_int32(graph, _shortcut(self, b))
     fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
     terms = []
     for term in (a, b):
@@ -237,6 +242,7 @@ def _float_requantize(self: IntRequantize, graph: Graph, x: Sym) -> Sym:
 
 
 def _float_add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
+    b = _shortcut(self, b)
     fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
     terms = []
     for term in (a, b):

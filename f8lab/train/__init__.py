@@ -2,7 +2,7 @@
 
 from f8lab.train.checkpoint import load_model, read_checkpoint, save_atomic
 from f8lab.train.config import ConfigError, RunConfig, load_config
-from f8lab.train.trainer import TrainResult, evaluate, train
+from f8lab.train.trainer import TrainResult, evaluate, train, train_once
 
 __all__ = ["ConfigError", "RunConfig", "evaluate", "load_config",
-           "load_model", "read_checkpoint", "save_atomic", "train", "TrainResult"]
+           "load_model", "read_checkpoint", "save_atomic", "train", "train_once", "TrainResult"]

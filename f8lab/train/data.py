@@ -13,6 +13,7 @@ lies exactly on the unsigned FL-8 grid; or ImageNet mean/std normalisation.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import torch
@@ -159,3 +160,9 @@ def make_batches(config: RunConfig, train: bool, rank: int = 0, world: int = 1):
         dataset = _Subset(dataset, torch.arange(min(limit, len(dataset))))
     return FolderBatches(dataset, data.batch_size, train=train, seed=seed,
                          workers=data.workers, rank=rank, world=world)
+
+
+def test_sample(config: RunConfig, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` test images (in the model's input convention) and their labels."""
+    data = dataclasses.replace(config.data, batch_size=count, test_limit=count)
+    return next(iter(make_batches(dataclasses.replace(config, data=data), False).batches(0)))

@@ -2,7 +2,8 @@
 process or several (torchrun / DistributedDataParallel).
 
 Writes ``OUT/last.pt`` (every ``run.checkpoint_every`` iterations and every epoch),
-``OUT/best.pt`` (best top-1), ``OUT/metrics.csv`` (a row per epoch) and, if TensorBoard is
+``OUT/best.pt`` (best top-1), ``OUT/metrics.csv`` (a row per epoch), for a fixed-point model
+``OUT/fraclens.csv`` (every quantized tensor's FL after each epoch) and, if TensorBoard is
 installed, ``OUT/tensorboard/``. ``resume=True`` continues a killed run exactly: the same
 next batch, optimizer and schedule state, FL buffers and random state.
 """
@@ -15,12 +16,13 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from f8lab.models import build_model, from_float, load_float_state_dict
+from f8lab.models import build_model, describe, from_float, load_float_state_dict
 from f8lab.train.checkpoint import model_state, read_checkpoint, save_atomic
 from f8lab.train.config import RunConfig, config_from_dict
 from f8lab.train.data import make_batches
@@ -107,12 +109,18 @@ def parameter_groups(model: nn.Module, weight_decay: float, scheme: str) -> list
 
 
 @torch.no_grad()
+@torch.no_grad()
 def evaluate(model: nn.Module, batches, process: Process = Process()) -> dict:
-    """Top-1 / top-5 accuracy (%) and the number of images, summed over all processes."""
+    """Top-1 / top-5 accuracy (%) and the number of images, summed over all processes.
+
+    Images are given in the dtype of the model's parameters (float64 for a float64 model).
+    """
     model.eval()
+    parameter = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    dtype = parameter.dtype if parameter is not None else torch.float32
     totals = torch.zeros(3, dtype=torch.float64, device=process.device)
     for x, y in batches.batches(0):
-        x, y = x.to(process.device), y.to(process.device)
+        x, y = x.to(process.device, dtype), y.to(process.device)
         logits = model(x)
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         totals[0] += (top[:, 0] == y).sum()
@@ -133,6 +141,14 @@ def write_metrics(rows: list[dict], path: Path) -> None:
     tmp = path.with_suffix(".csv.tmp")
     tmp.write_text(buffer.getvalue())
     os.replace(tmp, path)
+
+
+def write_fraclens(model: nn.Module, epoch: int, path: Path) -> None:
+    """Append every quantized tensor's FL (the mean over channels when per channel)."""
+    table = describe(model)[["layer", "tensor", "signed", "fl"]]
+    table.insert(0, "epoch", epoch)
+    table["fl"] = [float(np.mean(fl)) for fl in table.fl]
+    table.to_csv(path, mode="a" if epoch > 1 else "w", header=epoch == 1, index=False)
 
 
 def _tensorboard(out: Path):
@@ -247,6 +263,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
             print(f"epoch {epoch}: top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  "
                   f"train loss {metrics['train_loss']:.4f}", flush=True)
             write_metrics(history, out / "metrics.csv")
+            if config.quant is not None:
+                write_fraclens(model, epoch, out / "fraclens.csv")
             if writer is not None:
                 for key in ("train_loss", "train_top1", "top1", "top5", "lr"):
                     writer.add_scalar(key, metrics[key], epoch)
@@ -260,3 +278,21 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
         dist.barrier()
     return TrainResult(metrics, model)
 
+
+
+def _identity(config: dict) -> dict:
+    """What makes two runs the same: the config apart from where the weights came from
+    (one checkpoint is named by different relative paths from different folders)."""
+    return {**config, "run": {k: v for k, v in config["run"].items() if k != "init"}}
+
+
+def train_once(config: RunConfig, out: str | Path, progress: bool = True) -> TrainResult:
+    """Train unless ``out`` already holds this run: a finished run is loaded, an interrupted
+    one resumed; a folder holding a run of another config is trained again from the start.
+    """
+    last = Path(out) / "last.pt"
+    if last.is_file():
+        if _identity(read_checkpoint(last)["config"]) == _identity(config.to_dict()):
+            return train(config, out, resume=True, progress=progress)
+        print(f"{out} holds a run of another config: training it again", flush=True)
+    return train(config, out, progress=progress)

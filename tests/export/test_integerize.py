@@ -8,6 +8,7 @@ from f8lab.data import default_data_root
 from f8lab.data.fashion_mnist import FILES, raw_folder
 from f8lab.export import integerize
 from f8lab.models import build_model, from_float
+from f8lab.nn import FixAdd
 from f8lab.quant import QuantConfig
 
 SHAPES = {"imagenet": (2, 3, 224, 224), "small": (4, 1, 28, 28)}
@@ -61,6 +62,23 @@ def test_integer_carrier_is_integer_only():
                          ids=["per-channel-grid", "no-clipping", "6-bit"])
 def test_bit_exact_under_other_settings(quant):
     assert_bit_exact(calibrated("mobilenet_v2", "small", quant), pixels(SHAPES["small"]))
+
+
+def shifted_block_outputs(model: nn.Module, by: int = 1) -> nn.Module:
+    """Move every residual sum's FL away from its identity input's, as training does: the
+    identity path's scale ratio becomes 2**by instead of 1."""
+    for module in model.modules():
+        if isinstance(module, FixAdd) and module._identity_quant is not None:
+            ema = module._output_quant.ema
+            ema.fraclen.fill_(module._identity_quant.ema.rounded() - by)
+    return model
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2"])
+@pytest.mark.parametrize("by", [1, -1])
+def test_bit_exact_when_the_sum_and_identity_formats_differ(name, by):
+    model = shifted_block_outputs(calibrated(name, "small"), by)
+    assert_bit_exact(model, pixels(SHAPES["small"]))
 
 
 @pytest.mark.skipif(not (raw_folder(default_data_root()) / FILES[2].name).is_file(),

@@ -10,7 +10,7 @@ from f8lab.export import OnnxModel, export_onnx, integerize
 from f8lab.export.onnx_export import _float_model
 from f8lab.models import build_model
 
-from test_integerize import calibrated, pixels
+from test_integerize import calibrated, pixels, shifted_block_outputs
 
 NAMES = ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2"]
 
@@ -26,6 +26,15 @@ def test_integer_formats_equal_the_integer_model(name, format, tmp_path):
     out = onnx_model(x)
     assert torch.equal(out.to(torch.int64), expected.to(torch.int64))
     assert onnx_model.output_fraclen == integerize(model).output_fraclen
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("format", ["onnx-int8", "onnx-integer-float"])
+def test_exact_when_the_sum_and_identity_formats_differ(name, format, tmp_path):
+    model = shifted_block_outputs(calibrated(name, "small"))
+    x = pixels((5, 1, 28, 28))
+    out = OnnxModel(export_onnx(model, tmp_path / "m.onnx", format))(x)
+    assert torch.equal(out.to(torch.int64), integerize(model)(x).to(torch.int64))
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])

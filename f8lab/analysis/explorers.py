@@ -1,0 +1,126 @@
+"""Interactive explorers (ipywidgets): move a slider, see the quantization grid and its error.
+
+``quant_explorer`` puts any tensor of a model under any format; ``formula_explorer`` redraws
+the Monte Carlo study of METHOD.md §2 for any word length.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import display
+
+from f8lab.analysis.fraclen_study import (fit_coefficient, optimal_fraclen_curve,
+                                          relative_error, step_thresholds)
+from f8lab.analysis.plots import plot_error_curves, plot_quantization
+from f8lab.analysis.values import ModelTensor
+from f8lab.quant import fraclen_grid_search
+from f8lab.quant.choose import choose_fraclen
+from f8lab.quant.formats import fraclen_range, int_range
+from f8lab.quant.grid_search import quant_rmse
+from f8lab.quant.formula import coefficient
+
+MIN_BITS, MAX_BITS = 2, 16
+
+
+def quantization_summary(x: torch.Tensor, wl: int, fl: int, signed: bool) -> dict:
+    """How format ``(wl, fl, signed)`` treats ``x``: RMS error, error relative to the std,
+    the fraction of values clamped, and the FLs that the formula and grid search pick."""
+    lo, hi = int_range(wl, signed)
+    scaled = x.detach().double() * 2.0**fl
+    clamped = ((scaled < lo - 0.5) | (scaled > hi + 0.5)).double().mean()
+    rmse = float(quant_rmse(x, wl, fl, signed))
+    std = float(x.double().std(correction=0))
+    return dict(rmse=rmse, relative_error=rmse / std if std > 0 else float("nan"),
+                clamped=float(clamped), formula_fl=int(choose_fraclen(x, wl, signed)),
+                grid_fl=int(fraclen_grid_search(x, wl, signed)))
+
+
+def _summary_html(label: str, wl: int, fl: int, signed: bool, summary: dict) -> str:
+    return (f"<b>{label}</b>: {'signed' if signed else 'unsigned'} [{wl}, {fl}] &nbsp; "
+            f"RMS error {summary['rmse']:.3g} ({100 * summary['relative_error']:.2f}% of σ), "
+            f"{100 * summary['clamped']:.3f}% clamped &nbsp; | &nbsp; formula FL "
+            f"{summary['formula_fl']}, grid-search FL {summary['grid_fl']}")
+
+
+def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
+    """Sliders for the bit width and the fractional length, and a tensor picker; the figure
+    shows the grid over the tensor's histogram and the line under it the error, live.
+    The two buttons jump to the formula's FL and to grid search's."""
+    if not tensors:
+        raise ValueError("quant_explorer needs at least one tensor (see model_tensors)")
+    picker = widgets.Dropdown(options=[(t.label, i) for i, t in enumerate(tensors)],
+                              description="tensor", layout=widgets.Layout(width="420px"))
+    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=MAX_BITS, description="bit width")
+    fraclen = widgets.IntSlider(value=0, description="frac. length")
+    to_formula = widgets.Button(description="formula FL")
+    to_grid = widgets.Button(description="grid-search FL")
+    summary = widgets.HTML()
+    figure = widgets.Output()
+
+    def tensor() -> ModelTensor:
+        return tensors[picker.value]
+
+    def redraw(*_) -> None:
+        t = tensor()
+        info = quantization_summary(t.values, bits.value, fraclen.value, t.signed)
+        summary.value = _summary_html(t.label, bits.value, fraclen.value, t.signed, info)
+        with figure:
+            figure.clear_output(wait=True)
+            fig = plot_quantization(t.values, bits.value, fraclen.value, t.signed)
+            display(fig)
+            plt.close(fig)
+
+    def set_range(*_) -> None:
+        lo, hi = fraclen_range(bits.value, tensor().signed)
+        with fraclen.hold_trait_notifications():
+            fraclen.min, fraclen.max = lo, hi
+        fraclen.value = int(choose_fraclen(tensor().values, bits.value, tensor().signed))
+        redraw()
+
+    picker.observe(set_range, names="value")
+    bits.observe(set_range, names="value")
+    fraclen.observe(redraw, names="value")
+    to_formula.on_click(lambda _: setattr(fraclen, "value", int(
+        choose_fraclen(tensor().values, bits.value, tensor().signed))))
+    to_grid.on_click(lambda _: setattr(fraclen, "value", int(
+        fraclen_grid_search(tensor().values, bits.value, tensor().signed))))
+    set_range()
+    return widgets.VBox([picker, widgets.HBox([bits, fraclen, to_formula, to_grid]), summary, figure])
+
+
+def error_curve_figure(wl: int, signed: bool, sigmas: np.ndarray, samples: int, seed: int = 0):
+    """The Monte Carlo study at word length ``wl``, with the fitted C and the stored one."""
+    errors = relative_error(sigmas, wl, signed, samples, seed)
+    fitted = fit_coefficient(step_thresholds(sigmas, optimal_fraclen_curve(sigmas, wl, signed,
+                                                                           samples, seed)))
+    stored = coefficient(wl, signed, "std", "derived")
+    title = (f"{'signed' if signed else 'unsigned'} {wl}-bit: fitted C = {fitted:.2f} "
+             f"(stored table: {stored:.2f})")
+    return plot_error_curves(sigmas, errors, fitted, title), fitted
+
+
+def formula_explorer(sigmas: np.ndarray = np.logspace(-3, 3, 300),
+                     samples: int = 2_000) -> widgets.VBox:
+    """A bit-width slider and a signed/unsigned switch that redraw the error curves, the
+    optimal-FL staircase and the fitted formula (fewer σ and samples than the full study,
+    so that it redraws in about a second)."""
+    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=MAX_BITS, description="bit width")
+    kind = widgets.ToggleButtons(options=[("signed", True), ("unsigned", False)])
+    caption = widgets.HTML()
+    figure = widgets.Output()
+
+    def redraw(*_) -> None:
+        with figure:
+            figure.clear_output(wait=True)
+            fig, fitted = error_curve_figure(bits.value, kind.value, sigmas, samples)
+            display(fig)
+            plt.close(fig)
+        caption.value = f"fitted C for {bits.value}-bit {'signed' if kind.value else 'unsigned'}: <b>{fitted:.2f}</b>"
+
+    bits.observe(redraw, names="value")
+    kind.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([bits, kind]), caption, figure])

@@ -1,0 +1,63 @@
+"""The fractional-length formula against grid search on a model's tensors: do they pick the
+same FL, how much larger is the formula's error where they differ, and how much time each
+takes (METHOD.md §2; DESIGN.md's target: the same FL on >= 90% of the tensors, RMS error
+within 5% of grid search's on every one)."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import torch
+
+from f8lab.analysis.values import ModelTensor
+from f8lab.quant import fraclen_grid_search
+from f8lab.quant.choose import choose_fraclen
+from f8lab.quant.grid_search import quant_rmse
+
+
+def _timed(function, repeats: int):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    return result, best
+
+
+def compare_fraclens(tensors: list[ModelTensor], wl: int = 8, per_channel: bool = False,
+                     metric: str = "std", kinds: tuple[str, ...] = ("folded weight", "activation"),
+                     repeats: int = 3) -> pd.DataFrame:
+    """A row per tensor: the formula's FL and grid search's, their RMS errors and times.
+
+    Args:
+        tensors: from ``model_tensors``.
+        wl: word length.
+        per_channel: one FL per output channel (weights only; activations keep one FL).
+        metric: the formula's statistic, "std", "mean" or "rms".
+        kinds: which tensors to compare; by default those the 8-bit model quantizes.
+        repeats: each method is timed this many times; the fastest run counts.
+
+    Returns:
+        Columns layer, kind, signed, formula_fl, grid_fl (lists when per channel), agree
+        (the fraction of channels, or 0/1), formula_rmse, grid_rmse, error_ratio
+        (formula / grid, >= 1), formula_ms, grid_ms.
+    """
+    rows = []
+    for tensor in tensors:
+        if tensor.kind not in kinds:
+            continue
+        x = tensor.values
+        dim = 0 if per_channel and tensor.kind != "activation" else None
+        formula, formula_s = _timed(lambda: choose_fraclen(x, wl, tensor.signed, metric, dim), repeats)
+        grid, grid_s = _timed(lambda: fraclen_grid_search(x, wl, tensor.signed, dim), repeats)
+        formula, grid = torch.as_tensor(formula), torch.as_tensor(grid)
+        formula_rmse = quant_rmse(x, wl, formula, tensor.signed, dim).square().mean().sqrt()
+        grid_rmse = quant_rmse(x, wl, grid, tensor.signed, dim).square().mean().sqrt()
+        ratio = float(formula_rmse / grid_rmse) if grid_rmse > 0 else 1.0
+        rows.append(dict(layer=tensor.name, kind=tensor.kind, signed=tensor.signed,
+                         formula_fl=formula.tolist(), grid_fl=grid.tolist(),
+                         agree=float((formula == grid).float().mean()),
+                         formula_rmse=float(formula_rmse), grid_rmse=float(grid_rmse),
+                         error_ratio=ratio, formula_ms=1e3 * formula_s, grid_ms=1e3 * grid_s))
+    return pd.DataFrame(rows)

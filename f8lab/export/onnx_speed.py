@@ -1,0 +1,59 @@
+"""onnxruntime speed: time exported files side by side, and build the peer a user would
+otherwise pick, onnxruntime's own static quantization of the float export."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                      quantize_static)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+
+class _Images(CalibrationDataReader):
+    def __init__(self, images: np.ndarray) -> None:
+        self.items = iter([{"input": image[None].astype(np.float32)} for image in images])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def ort_static_quantize(float_onnx: str | Path, out: str | Path, images: np.ndarray) -> Path:
+    """onnxruntime's quantize_static of an onnx-float file: QDQ, uint8 activations, int8
+    weights, per tensor, calibrated on ``images`` (N, C, H, W)."""
+    with tempfile.TemporaryDirectory() as folder:
+        prepared = Path(folder) / "prepared.onnx"
+        quant_pre_process(str(float_onnx), str(prepared))
+        quantize_static(str(prepared), str(out), _Images(images), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return Path(out)
+
+
+def session(path: str | Path, threads: int) -> ort.InferenceSession:
+    """A CPU session with ``threads`` intra-op threads and one inter-op thread."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def time_onnx(files: dict[str, str | Path], x: np.ndarray, repeats: int = 20,
+              threads: int = 2) -> dict[str, float]:
+    """Median milliseconds per run of each file on input ``x``; the sessions take turns, so
+    a noisy machine slows all of them alike."""
+    sessions = {label: session(path, threads) for label, path in files.items()}
+    feed = {"input": x.astype(np.float32)}
+    for s in sessions.values():
+        s.run(None, feed)
+    times: dict[str, list[float]] = {label: [] for label in sessions}
+    for _ in range(repeats):
+        for label, s in sessions.items():
+            start = time.perf_counter()
+            s.run(None, feed)
+            times[label].append(time.perf_counter() - start)
+    return {label: 1e3 * statistics.median(t) for label, t in times.items()}

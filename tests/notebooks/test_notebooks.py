@@ -1,0 +1,95 @@
+"""Every study notebook runs under papermill in the quick profile, and what it records holds.
+
+The notebooks share one results folder, in order, as `make demo` runs them: the float
+model that 01 trains is reused by 03-05.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NAMES = ["01_value_distributions", "02_fraclen_formula", "03_grid_search", "04_training",
+         "05_integer_export"]
+
+
+@pytest.fixture(scope="module")
+def run_notebook(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    done: dict[str, dict] = {}
+
+    def run(name: str) -> dict:
+        if name not in done:
+            papermill.execute_notebook(
+                str(REPO / "notebooks" / f"{name}.ipynb"), str(results / f"{name}.ipynb"),
+                parameters={"PROFILE": "quick", "RESULTS_DIR": str(results)},
+                cwd=str(REPO / "notebooks"), progress_bar=False, kernel_name="python3")
+            done[name] = json.loads((results / f"{name}.json").read_text())
+        return done[name]
+
+    return run
+
+
+def test_the_five_notebooks_are_there_in_order():
+    assert [path.stem for path in NOTEBOOKS] == NAMES
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_one_parameters_cell_and_defines_nothing(path):
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    tagged = [cell for cell in code if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1 and 'PROFILE = "default"' in tagged[0].source
+    assert any("from f8lab" in cell.source for cell in code)
+    assert not [cell.source for cell in code if "def " in cell.source or "class " in cell.source]
+    assert all(not cell.get("outputs") for cell in code), "notebooks are committed without outputs"
+
+
+def test_01_value_distributions(run_notebook):
+    record = run_notebook("01_value_distributions")
+    assert record["tensors"] == 62  # ResNet-18: 20 convs x 3 tensors, the classifier's 2
+    median = record["median"]
+    assert set(median) == {"weight", "folded weight", "activation"}
+    assert 0 <= median["weight"]["ks_gaussian"] < 0.1  # raw weights are near Gaussian
+
+
+def test_02_reproduces_the_published_coefficients(run_notebook):
+    record = run_notebook("02_fraclen_formula")
+    assert record["C_std_signed_8"] == pytest.approx(40, rel=0.10)
+    assert record["C_std_unsigned_8"] == pytest.approx(70, rel=0.10)
+    for quantizer in ("signed", "unsigned"):
+        cs = [row["C"] for row in record["by_width"] if row["quantizer"] == quantizer]
+        assert len(cs) == 15 and all(b > a for a, b in zip(cs, cs[1:]))
+
+
+def test_03_formula_agrees_with_grid_search_on_most_tensors(run_notebook):
+    summary = run_notebook("03_grid_search")["summary"]
+    for row in summary:
+        assert row["worst_error_ratio"] >= 1.0 - 1e-9  # grid search is the optimum
+        if row["tensors"] == "folded weight":
+            assert row["agree"] >= 0.9
+    overall = [row for row in summary if row["tensors"] == "all" and row["formats"] == "per layer"]
+    assert len(overall) == 2 and all(row["agree"] > 0.5 for row in overall)
+
+
+def test_04_training_records_every_run(run_notebook):
+    record = run_notebook("04_training")
+    assert len(record["ablations"]) == 6 and record["fraclen_rows"] > 0
+    for top1 in [record["float_top1"], record["f8_top1"], record["tiny_top1"],
+                 *record["ablations"].values()]:
+        assert 0 <= top1 <= 100
+
+
+def test_05_integer_model_equals_fake_quant(run_notebook):
+    record = run_notebook("05_integer_export")
+    assert record["bit_exact"]
+    accuracy = record["accuracy"]
+    fake = accuracy["fake-quant (PyTorch, float64)"]
+    assert accuracy["integer-only (PyTorch, float64 carrier)"] == fake
+    assert accuracy["onnx-int8"] == fake and accuracy["onnx-integer-float"] == fake
