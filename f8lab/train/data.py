@@ -162,7 +162,7 @@ def make_batches(config: RunConfig, train: bool, rank: int = 0, world: int = 1):
                          workers=data.workers, rank=rank, world=world)
 
 
-def test_sample(config: RunConfig, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_test_images(config: RunConfig, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``count`` test images (in the model's input convention) and their labels."""
     data = dataclasses.replace(config.data, batch_size=count, test_limit=count)
     return next(iter(make_batches(dataclasses.replace(config, data=data), False).batches(0)))

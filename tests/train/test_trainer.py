@@ -9,8 +9,8 @@ import torch
 
 from f8lab.data import DataError
 from f8lab.models import build_model
-from f8lab.train import load_config, load_model, read_checkpoint, save_atomic, train
-from f8lab.train.data import make_batches
+from f8lab.train import load_config, load_model, read_checkpoint, save_atomic, train, train_once
+from f8lab.train.data import make_batches, sample_test_images
 from f8lab.train.schedule import lr_factor
 from f8lab.train.trainer import make_model, parameter_groups
 
@@ -119,3 +119,38 @@ def test_missing_data_set_names_the_script(tmp_path):
 def test_resume_needs_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="no .*last.pt to resume from"):
         train(tiny_config(tmp_path), tmp_path / "none", resume=True, progress=False)
+
+
+def test_fixed_point_run_records_fraclens_per_epoch(tmp_path):
+    train(tiny_config(tmp_path), tmp_path / "fp", progress=False)
+    fixed = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}"])
+    result = train(fixed, tmp_path / "f8", progress=False)
+    rows = list(csv.DictReader((tmp_path / "f8" / "fraclens.csv").open()))
+    assert {int(r["epoch"]) for r in rows} == {1, 2}
+    last = {(r["layer"], r["tensor"]): float(r["fl"]) for r in rows if r["epoch"] == "2"}
+    assert last[("conv1", "input")] == result.model.image.ema.rounded()
+    assert not (tmp_path / "fp" / "fraclens.csv").exists()
+
+
+def test_train_once_reuses_a_finished_run_and_retrains_another_config(tmp_path, capsys):
+    config = tiny_config(tmp_path, ["optim.epochs=1"])
+    first = train_once(config, tmp_path / "run", progress=False)
+    stamp = (tmp_path / "run" / "last.pt").stat().st_mtime_ns
+    again = train_once(config, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "last.pt").stat().st_mtime_ns == stamp  # nothing trained
+    assert again.metrics == first.metrics
+    assert all(torch.equal(v, again.model.state_dict()[k])
+               for k, v in first.model.state_dict().items())
+    other = tiny_config(tmp_path, ["optim.epochs=1", "optim.lr=0.05"])
+    train_once(other, tmp_path / "run", progress=False)
+    assert "another config" in capsys.readouterr().out
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["config"]["optim"]["lr"] == 0.05
+
+
+def test_sample_test_images_gives_the_first_ones():
+    config = load_config(Path(__file__).resolve().parents[2] / "configs/fashion_mnist/resnet18_fp.yaml",
+                         "quick")
+    images, labels = sample_test_images(config, 8)
+    batch_x, batch_y = next(iter(make_batches(config, False).batches(0)))
+    assert images.shape == (8, 1, 28, 28) and torch.equal(images, batch_x[:8])
+    assert torch.equal(labels, batch_y[:8])
