@@ -54,10 +54,11 @@ demo: $(INSTALLED) $(DATA)
 	@set -e; notebooks=$$(ls notebooks/[0-9]*.ipynb 2>/dev/null || true); \
 	if [ -z "$$notebooks" ]; then echo "demo: no notebooks in notebooks/ yet, nothing to run"; exit 0; fi; \
 	for nb in $$notebooks; do \
-		echo "demo: running $$nb (profile $(PROFILE))"; \
+		echo "demo: running $$nb (profile $(PROFILE))"; start=$$SECONDS; \
 		$(VENV)/bin/papermill --cwd notebooks -p PROFILE $(PROFILE) -p RESULTS_DIR $(abspath $(RESULTS)) \
 			$$nb $(RESULTS)/$$(basename $$nb); \
-	done; echo "demo: executed notebooks and results in $(RESULTS)"
+		echo "demo: $$nb done in $$((SECONDS - start)) s"; \
+	done; echo "demo: executed notebooks, figures and results in $(RESULTS) ($$SECONDS s in all)"
 
 lab: $(INSTALLED) $(DATA)
 	$(VENV)/bin/jupyter lab notebooks/
