@@ -73,18 +73,22 @@ def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
             display(fig)
             plt.close(fig)
 
+    def formula_fl() -> int:
+        return int(choose_fraclen(tensor().values, bits.value, tensor().signed))
+
     def set_range(*_) -> None:
         lo, hi = fraclen_range(bits.value, tensor().signed)
         with fraclen.hold_trait_notifications():
             fraclen.min, fraclen.max = lo, hi
-        fraclen.value = int(choose_fraclen(tensor().values, bits.value, tensor().signed))
-        redraw()
+        start = formula_fl()
+        if fraclen.value == start:  # no change event: draw here
+            redraw()
+        fraclen.value = start
 
     picker.observe(set_range, names="value")
     bits.observe(set_range, names="value")
     fraclen.observe(redraw, names="value")
-    to_formula.on_click(lambda _: setattr(fraclen, "value", int(
-        choose_fraclen(tensor().values, bits.value, tensor().signed))))
+    to_formula.on_click(lambda _: setattr(fraclen, "value", formula_fl()))
     to_grid.on_click(lambda _: setattr(fraclen, "value", int(
         fraclen_grid_search(tensor().values, bits.value, tensor().signed))))
     set_range()

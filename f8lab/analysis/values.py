@@ -92,10 +92,6 @@ def channel_std(tensor: ModelTensor) -> torch.Tensor:
     return x.std(dim=1, correction=0)
 
 
-def _normal_cdf(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
-
-
 def gaussian_distance(tensor: ModelTensor, max_samples: int = 100_000, seed: int = 0) -> float:
     """Kolmogorov-Smirnov distance between the tensor and the model the formula assumes:
     ``N(0, σ²)`` for a signed quantizer, ``relu(N(0, σ²))`` for an unsigned one, σ the
@@ -110,7 +106,7 @@ def gaussian_distance(tensor: ModelTensor, max_samples: int = 100_000, seed: int
     if not tensor.signed:
         values = values.clamp(min=0)
     x = np.sort(values.numpy())
-    model = _normal_cdf(x / sigma)  # the model's CDF at x and just below x
+    model = torch.special.ndtr(torch.from_numpy(x / sigma)).numpy()  # CDF at x and just below
     left = model
     if not tensor.signed:  # the rectified Gaussian holds its whole negative half at 0
         model, left = np.where(x > 0, model, 0.5), np.where(x > 0, model, 0.0)
