@@ -6,8 +6,28 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
+
+
+def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
+    """A CPU session for an ONNX file; ``threads`` intra-op threads (default: onnxruntime's).
+
+    An f8lab ``onnx-int8`` file has no QDQ groups for onnxruntime to fuse (its 8-bit
+    convolutions are QLinearConv already; the DequantizeLinear before a float Conv is there
+    for the exact residual add), so the session folds the int8 weights' DequantizeLinear
+    into float constants (``session.disable_quant_qdq``), which lets onnxruntime pre-pack
+    them. Other files run with onnxruntime's defaults.
+    """
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    if props.get("format") == "onnx-int8":
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class OnnxModel:
@@ -19,10 +39,7 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        options = ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.output_fraclen = int(self.metadata.get("output_fraclen", 0))
         self.arch = json.loads(self.metadata["arch"]) if "arch" in self.metadata else None

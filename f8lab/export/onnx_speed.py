@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                       quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from f8lab.export.onnx_run import ort_session
 
 
 class _Images(CalibrationDataReader):
@@ -34,26 +35,24 @@ def ort_static_quantize(float_onnx: str | Path, out: str | Path, images: np.ndar
     return Path(out)
 
 
-def session(path: str | Path, threads: int) -> ort.InferenceSession:
-    """A CPU session with ``threads`` intra-op threads and one inter-op thread."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def time_onnx(files: dict[str, str | Path], x: np.ndarray, repeats: int = 20,
-              threads: int = 2) -> dict[str, float]:
-    """Median milliseconds per run of each file on input ``x``; the sessions take turns, so
-    a noisy machine slows all of them alike."""
-    sessions = {label: session(path, threads) for label, path in files.items()}
+              threads: int = 2, block: int = 5) -> dict[str, float]:
+    """Median milliseconds per run of each file on input ``x``.
+
+    The files take turns in blocks of ``block`` timed runs, each block after two untimed
+    ones, so a noisy machine slows all of them alike, and the threads of the session that
+    ran last (onnxruntime's workers spin for a while after a run) have gone idle before
+    the next session's timed runs start.
+    """
+    sessions = {label: ort_session(path, threads) for label, path in files.items()}
     feed = {"input": x.astype(np.float32)}
-    for s in sessions.values():
-        s.run(None, feed)
     times: dict[str, list[float]] = {label: [] for label in sessions}
-    for _ in range(repeats):
+    for _ in range(max(1, -(-repeats // block))):
         for label, s in sessions.items():
-            start = time.perf_counter()
-            s.run(None, feed)
-            times[label].append(time.perf_counter() - start)
+            for _ in range(2):
+                s.run(None, feed)
+            for _ in range(block):
+                start = time.perf_counter()
+                s.run(None, feed)
+                times[label].append(time.perf_counter() - start)
     return {label: 1e3 * statistics.median(t) for label, t in times.items()}

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from f8lab.export import OnnxModel, export_onnx, integerize
+from f8lab.export.integer_ops import IntAdd, IntConv2d
 from f8lab.export.onnx_export import _float_model
 from f8lab.models import build_model
+from f8lab.quant import QuantConfig
 
 from test_integerize import calibrated, pixels, shifted_block_outputs
 
@@ -73,11 +75,57 @@ def test_files_are_valid_named_dynamic_and_documented(tmp_path):
     assert {"layer", "fl_in", "fl_w", "shift"} <= set(json.loads(props["layers"])[0])
 
 
-def test_int8_graph_uses_integer_kernels(tmp_path):
-    path = export_onnx(calibrated("resnet18", "small"), tmp_path / "m.onnx")
-    ops = {node.op_type for node in onnx.load(path).graph.node}
-    assert {"QLinearConv", "ConvInteger", "QuantizeLinear"} <= ops
-    assert "Conv" not in ops
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("quant", [QuantConfig(per_channel=True, fraclen="grid"),
+                                   QuantConfig(signed_input=True)], ids=["per-channel", "signed-input"])
+def test_int8_is_exact_with_per_channel_weights_and_signed_input(name, quant, tmp_path):
+    model = calibrated(name, "small", quant)
+    x = pixels((5, 1, 28, 28)) - (0.5 if quant.signed_input else 0)
+    out = OnnxModel(export_onnx(model, tmp_path / "m.onnx"))(x)
+    assert torch.equal(out.to(torch.int64), integerize(model)(x).to(torch.int64))
+
+
+def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("by", [0, 1])
+def test_int8_graph_runs_8_bit_convolutions_and_exact_adds(name, by, tmp_path):
+    """Every convolution is a QLinearConv, except where a residual add needs its
+    accumulator and the identity shortcut cannot join the QLinearConv's input: there QDQ
+    (DequantizeLinear of uint8 input, int8 weights and int32 bias) around a float Conv
+    whose output goes straight into the Add."""
+    model = shifted_block_outputs(calibrated(name, "small"), by)
+    graph = onnx.load(export_onnx(model, tmp_path / "m.onnx")).graph
+    ops = [node.op_type for node in graph.node]
+    producer = {node.output[0]: node for node in graph.node}
+    dtypes = {init.name: init.data_type for init in graph.initializer}
+    readers = _consumers(graph)
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    for conv in convs:
+        x, w, b = (producer[name] for name in conv.input)
+        assert {x.op_type, w.op_type, b.op_type} == {"DequantizeLinear"}
+        assert dtypes[w.input[0]] == onnx.TensorProto.INT8
+        assert dtypes[b.input[0]] == onnx.TensorProto.INT32
+        assert [r.op_type for r in readers[conv.output[0]]] == ["Add"]
+    folded = [node for node in graph.node if node.op_type == "Concat"]
+    for concat in folded:
+        assert [r.op_type for r in readers[concat.output[0]]] == ["QLinearConv"]
+        assert {producer[name].op_type for name in concat.input[1:]} == {"Sub"}  # 255 - u
+    integer = integerize(model)
+    adds = sum(isinstance(m, IntAdd) for m in integer.modules())
+    projections = {"resnet18": 3, "mobilenet_v2": 0}[name]
+    assert len(convs) + len(folded) == adds + projections
+    assert ops.count("QLinearConv") == sum(isinstance(m, IntConv2d) for m in integer.modules()) - len(convs)
+    assert "ConvInteger" not in ops
+    if name == "mobilenet_v2":  # every identity shortcut joins its convolution
+        assert len(folded) == adds and not convs
+        assert max(len(c.input) - 1 for c in folded) == (4 if by else 1)  # copies of it
 
 
 def test_bad_requests(tmp_path):
