@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import json
+import platform
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+
+
+def saturating_int8_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True on an x86-64 CPU without VNNI (AVX512-VNNI or AVX-VNNI): there onnxruntime's
+    uint8 x int8 kernels add pairs of products in 16 bits with saturation (vpmaddubsw), so
+    a pair above 32767 (say 255 * 127 twice) is clipped. Unknown CPUs count as exact."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return False
+    return "flags" in flags and not re.search(r"\b(avx512_vnni|avx_vnni)\b", flags)
 
 
 def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
@@ -27,6 +43,11 @@ def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSe
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     if props.get("format") == "onnx-int8":
         options.add_session_config_entry("session.disable_quant_qdq", "1")
+        if saturating_int8_cpu():
+            warnings.warn(f"{path}: this x86-64 CPU has no VNNI, so onnxruntime's 8-bit "
+                          "convolutions may saturate a pair of products and differ from the "
+                          "integer model in rare outputs; for bit-exact results here, export "
+                          "onnx-integer-float", stacklevel=2)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

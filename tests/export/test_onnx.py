@@ -137,3 +137,46 @@ def test_bad_requests(tmp_path):
                                quant=calibrated("resnet18", "small").quant).eval()
     with pytest.raises(ValueError, match="never calibrated"):
         export_onnx(uncalibrated, tmp_path / "m.onnx")
+
+
+def test_a_cpu_without_vnni_is_named(tmp_path, monkeypatch):
+    import f8lab.export.onnx_run as onnx_run
+    monkeypatch.setattr(onnx_run.platform, "machine", lambda: "x86_64")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert onnx_run.saturating_int8_cpu(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert not onnx_run.saturating_int8_cpu(cpuinfo)
+    assert not onnx_run.saturating_int8_cpu(tmp_path / "missing")
+    monkeypatch.setattr(onnx_run, "saturating_int8_cpu", lambda: True)
+    path = export_onnx(calibrated("resnet18", "small"), tmp_path / "m.onnx")
+    with pytest.warns(UserWarning, match="no VNNI"):
+        OnnxModel(path)
+
+
+@pytest.mark.parametrize("largest, weight_max, digits", [(12495, 127, 2), (2**20, 127 * 8, 3), (3, 1, 1)])
+def test_classifier_product_is_exact_in_float32_digits(largest, weight_max, digits):
+    """The classifier's sums times its weights, in float32 MatMuls on digits, equal the
+    int64 product even where the sums would round in float32."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    from f8lab.export.onnx_export import Graph, _digit_matmul
+    rng = np.random.default_rng(0)
+    weight = rng.integers(-weight_max, weight_max + 1, (96, 10)).astype(np.float64)
+    pooled = rng.integers(-largest, largest + 1, (6, 96)).astype(np.int32)
+    pooled[0] = largest  # the extremes, with all-sign-agreeing weights below
+    weight[:, 0] = weight_max
+    graph = Graph()
+    out = _digit_matmul(graph, "pooled", weight, largest)
+    graph.nodes.append(helper.make_node("Identity", [out], ["y"]))
+    model = helper.make_model(helper.make_graph(
+        graph.nodes, "g", [helper.make_tensor_value_info("pooled", TensorProto.INT32, ["n", 96])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n", 10])], graph.initializers),
+        opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = pooled.astype(np.int64) @ weight.astype(np.int64)
+    assert np.abs(expected).max() > 2**24 or digits == 1
+    assert np.array_equal(session.run(None, {"pooled": pooled})[0], expected.astype(np.float64))
+    assert sum(node.op_type == "Mod" for node in graph.nodes) == digits - 1
