@@ -7,8 +7,8 @@ ResNet-18; int8 at least as fast as the peer on every network and batch).
 ResNet-18 and MobileNet V2 at 224x224, batch 1 and 8, onnxruntime CPU with 2 threads.
 The peer is quantize_static (QDQ, uint8 activations, int8 weights, per tensor) of the
 onnx-float file, calibrated on 8 images. The models are calibrated on random images.
-Speed depends on the fractional lengths only where a residual add needs an accumulator:
-the line "graph:" says how many of those adds run inside a QLinearConv and how many
+Speed depends on the fractional lengths where a residual add needs an accumulator: the
+line "graph:" says how many of those adds run inside a QLinearConv and how many
 convolutions take the float path. The pure-integer PyTorch reference executor (int64
 carrier) is timed too, for the record. Sessions take turns in blocks, medians reported.
 """
@@ -55,8 +55,8 @@ def main() -> None:
         files["ort quantize_static"] = ort_static_quantize(
             files["fp32"], folder / f"{name}_ort_qdq.onnx", calibration)
         ops = [node.op_type for node in onnx.load(files["f8lab int8"]).graph.node]
-        print(f"{name} graph: {ops.count('QLinearConv')} QLinearConv ({ops.count('Concat')} with "
-              f"the identity shortcut inside), {ops.count('Conv')} float Conv (QDQ)")
+        print(f"{name} graph: {ops.count('QLinearConv')} QLinearConv ({ops.count('Concat')} with a "
+              f"residual shortcut inside), {ops.count('Conv')} float Conv (QDQ)")
         integer = integerize(model)
         for batch in (1, 8):
             x = (torch.randint(0, 256, (batch, 3, 224, 224)).float() / 256).numpy()

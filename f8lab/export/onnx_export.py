@@ -7,11 +7,12 @@ its ONNX nodes, so every model f8lab builds exports. Formats:
 - ``onnx-int8``: every 8-bit tensor travels as uint8 (a signed one with zero point 128);
   QuantizeLinear for the image, QLinearConv (int8 weights, int32 bias, power-of-two
   scales) for the convolutions. Where a residual add needs a convolution's accumulator,
-  the identity shortcut joins that QLinearConv's input as extra channels (centre taps
-  summing to 2**k over inverted copies, so the sum forms in the int32 accumulator) when
-  that at most triples its work; otherwise the convolution is QDQ (DequantizeLinear of
-  the input, the int8 weights and the int32 bias) around a float Conv, and the add runs
-  in real units. Max pooling on 8-bit integers; the classifier sums in int32 and
+  the shortcut joins that QLinearConv's input as extra channels read by centre taps (the
+  identity inverted, taps summing to -2**k; a projection's input subsampled by its
+  stride, its weights as taps), so the sum forms in the int32 accumulator, when that at
+  most triples the convolution's input channels; otherwise the convolutions are QDQ
+  (DequantizeLinear of the input, the int8 weights and the int32 bias) around a float
+  Conv, and the add runs in real units. Max pooling on 8-bit integers; the classifier sums in int32 and
   multiplies in float64. onnxruntime requantizes and runs the float Conv in float32:
   equal to the integer model wherever the accumulators stay below 2**24.
 - ``onnx-integer-float``: the same integers carried in float32 (Conv, Mul by 2**-n, Round,
@@ -51,11 +52,11 @@ from f8lab.quant import int_range
 
 FORMATS = ("onnx-int8", "onnx-integer-float", "onnx-float")
 OPSET = 17
-# A residual conv takes its identity shortcut in as extra input channels while these are
-# at most this many times its own input channels (up to 3x the multiply-adds of the plain
-# QLinearConv), beyond that the float Conv path is faster. Measured on ResNet-18 at
-# 224x224, batch 1, 2 threads, whole network folded vs float path: one copy of the
-# shortcut 11.1 vs 14.0 ms, two copies 13.5 vs 15.3 ms, four copies 15.1 vs 14.0 ms.
+# A residual conv takes its shortcut in as extra input channels (see _join) while these
+# are at most this many times its own input channels; beyond that the float Conv path is
+# as fast. Measured on ResNet-18 at 224x224, batch 1, 2 threads, against every residual
+# conv on the float path (13.1-13.7 ms): shortcut copies of one 7.4 ms, of two 9.7 ms,
+# of four 11.8 ms (11.2 ms with those on the float path instead).
 SHORTCUT_CHANNELS_LIMIT = 2
 
 
@@ -64,7 +65,7 @@ class Sym:
     """A tensor of the graph being built: its name, FL and form (``q8``: 8-bit integers,
     as uint8; ``real``: an accumulator's real value in float32; ``float``: integers in a
     float type; ``conv``: a convolution not emitted yet, ``pending`` = (layer, input,
-    identity shortcut to add or None))."""
+    shortcut to add to its accumulator or None))."""
 
     name: str
     fraclen: int | np.ndarray = 0
@@ -146,53 +147,74 @@ def _conv_attributes(conv: IntConv2d) -> dict:
                 group=conv.groups)
 
 
-def _identity_taps(conv: IntConv2d, x: Sym, shortcut: Sym) -> np.ndarray | None:
-    """How an identity shortcut enters ``conv``'s accumulator as extra input channels, or
-    None where that does not pay.
+def _split(matrix: np.ndarray, copies: int) -> np.ndarray:
+    """``copies`` integer arrays that sum to ``matrix``, each entry at most
+    ceil(|entry| / copies) in magnitude."""
+    quotient = np.trunc(matrix / copies).astype(np.int64)
+    remainder = matrix - quotient * copies
+    return np.stack([quotient + np.sign(remainder) * (j < np.abs(remainder)) for j in range(copies)])
 
-    The sum needs ``shortcut << k`` (k = FL_acc - FL_shortcut, per output channel), an
-    integer tap of 2**k, but an int8 tap reaches -128 at most: the shortcut comes in as
-    ``copies`` inverted (255 - u) copies with taps of -128 or less. Returns the taps,
-    (copies, C_out), where the copies' channels stay within SHORTCUT_CHANNELS_LIMIT times
+
+def _join(conv: IntConv2d, x: Sym, addend: Sym) -> tuple[np.ndarray, np.ndarray] | None:
+    """How ``addend`` (an identity shortcut, or a projection convolution not emitted yet)
+    joins ``conv``'s int32 accumulator inside its QLinearConv, or None where it cannot or
+    would not pay.
+
+    Aligned to the accumulator's FL, the addend is ``M @ a``: M = 2**k I for an identity
+    (k = FL_acc - FL_shortcut), the projection's weight times 2**d for a projection (d =
+    FL_acc - FL_projection). It comes in as extra input channels read by centre taps: the
+    identity inverted (255 - u, so that taps of -128 serve k = 7), the projection's input
+    subsampled by its stride; M is split over ``copies`` copies of those channels so that
+    every tap fits int8. Returns the taps (copies, C_out, C_addend) and what the bias
+    gains (C_out,), where the copies' channels stay within SHORTCUT_CHANNELS_LIMIT times
     the convolution's own input channels.
     """
-    k = np.broadcast_to(x.fraclen + conv.weight_fraclen.numpy() - shortcut.fraclen,
-                        (conv.weight.shape[0],)).astype(np.int64)
     size = conv.weight.shape[-1]
-    if conv.groups != 1 or conv.stride != 1 or conv.padding != size // 2 or np.any(k < 0):
+    if conv.groups != 1 or conv.stride != 1 or conv.padding != size // 2:
         return None
-    copies = -(-(1 << int(k.max())) // 128)
-    if copies * conv.weight.shape[0] > SHORTCUT_CHANNELS_LIMIT * conv.weight.shape[1]:
+    channels = conv.weight.shape[0]
+    shift = np.broadcast_to(x.fraclen + conv.weight_fraclen.numpy() - addend.fraclen, (channels,))
+    if np.any(shift < 0):
         return None
-    remaining = 1 << k
-    taps = np.zeros((copies, k.size), np.int64)
-    for copy in range(copies):
-        taps[copy] = -np.minimum(remaining, 128)
-        remaining = remaining + taps[copy]
-    if np.abs(conv.bias.numpy().astype(np.int64) - 255 * taps.sum(axis=0)).max() > INT32_MAX:
-        return None  # the inversion's constant would not fit the int32 bias
-    return taps
+    scale = np.exp2(shift).astype(np.int64)
+    if addend.form == "q8":
+        matrix, limit = -np.diag(scale), 128
+        bias = scale * (255 - _zero_point(addend.signed) - _zero_point(x.signed))
+    else:
+        projection, source, joined = addend.pending
+        if joined is not None or projection.groups != 1 or projection.weight.shape[-1] != 1 \
+                or projection.padding != 0 or source.signed != x.signed:
+            return None
+        matrix = projection.weight.numpy()[:, :, 0, 0].astype(np.int64) * scale[:, None]
+        bias, limit = projection.bias.numpy().astype(np.int64) * scale, 127
+    copies = max(1, -(-int(np.abs(matrix).max()) // limit))
+    if copies * matrix.shape[1] > SHORTCUT_CHANNELS_LIMIT * conv.weight.shape[1]:
+        return None
+    if np.abs(conv.bias.numpy().astype(np.int64) + bias).max() > INT32_MAX:
+        return None
+    return _split(matrix, copies), bias
 
 
-def _qlinear_conv(graph: Graph, conv: IntConv2d, x: Sym, shortcut: Sym | None, out_fraclen: int,
+def _qlinear_conv(graph: Graph, conv: IntConv2d, x: Sym, addend: Sym | None, out_fraclen: int,
                   signed: bool) -> str:
-    """QLinearConv; with a shortcut, the exact residual sum inside it: the shortcut's
-    inverted copies are concatenated to the input and reach the accumulator through centre
-    taps (see _identity_taps), the constants of the inversion and zero points in the bias."""
+    """QLinearConv; with an addend, the exact residual sum inside it (see _join)."""
     w_fl = conv.weight_fraclen.numpy()
     weight, bias, name = conv.weight.numpy().astype(np.int64), conv.bias.numpy().astype(np.int64), x.name
-    if shortcut is not None:
-        taps = _identity_taps(conv, x, shortcut)
-        copies, channels = taps.shape
+    if addend is not None:
+        taps, extra_bias = _join(conv, x, addend)
+        copies, channels, width = taps.shape
         centre = weight.shape[-1] // 2
-        extra = np.zeros((channels, copies * channels) + weight.shape[2:], np.int64)
-        for copy in range(copies):
-            extra[np.arange(channels), copy * channels + np.arange(channels), centre, centre] = taps[copy]
-        weight = np.concatenate([weight, extra], axis=1)
-        constant = 255 - _zero_point(shortcut.signed) - _zero_point(x.signed)
-        bias = bias - taps.sum(axis=0) * constant
-        inverted = graph.op("Sub", [graph.const(255, np.uint8), shortcut.name], "inverted")
-        name = graph.op("Concat", [x.name] + [inverted] * copies, "with_shortcut", axis=1)
+        extra = np.zeros((channels, copies * width) + weight.shape[2:], np.int64)
+        extra[:, :, centre, centre] = np.concatenate(list(taps), axis=1)
+        weight, bias = np.concatenate([weight, extra], axis=1), bias + extra_bias
+        if addend.form == "q8":
+            feed = graph.op("Sub", [graph.const(255, np.uint8), addend.name], "inverted")
+        else:
+            projection, source, _ = addend.pending
+            feed = source.name if projection.stride == 1 else graph.op("Slice", [
+                source.name, graph.const([0, 0], np.int64), graph.const([2**62] * 2, np.int64),
+                graph.const([2, 3], np.int64), graph.const([projection.stride] * 2, np.int64)], "strided")
+        name = graph.op("Concat", [x.name] + [feed] * copies, "with_addend", axis=1)
     inputs = [
         name, *_q8_params(graph, x.fraclen, x.signed),
         graph.const(weight.astype(np.int8), np.int8, "w"), graph.const(_pow2(w_fl), np.float32),
@@ -229,11 +251,9 @@ def _qdq_conv(graph: Graph, conv: IntConv2d, x: Sym) -> Sym:
 
 def _as_real(graph: Graph, x: Sym) -> Sym:
     if x.form == "conv":
-        conv, inp, shortcut = x.pending
-        acc = _qdq_conv(graph, conv, inp)
-        if shortcut is None:
-            return acc
-        return _real_sum(graph, acc, _dequantize(graph, shortcut))
+        conv, source, addend = x.pending
+        acc = _qdq_conv(graph, conv, source)
+        return acc if addend is None else _real_sum(graph, acc, _as_real(graph, addend))
     if x.form == "q8":
         return _dequantize(graph, x)
     return x
@@ -259,11 +279,12 @@ def _real_sum(graph: Graph, a: Sym, b: Sym) -> Sym:
 
 
 def _int8_add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
-    """The exact integer add: inside the branch's QLinearConv where the identity shortcut
-    fits there cheaply, else in real units (both terms are multiples of 2**-FL_sum)."""
+    """The exact integer add: inside the branch's QLinearConv where the shortcut (identity
+    or projection) joins it cheaply, else in real units (both terms are multiples of
+    2**-FL_sum)."""
     b = _shortcut(self, b)
-    if a.form == "conv" and a.pending[2] is None and b.form == "q8" \
-            and _identity_taps(*a.pending[:2], b) is not None:
+    if a.form == "conv" and a.pending[2] is None and b.form in ("q8", "conv") \
+            and _join(*a.pending[:2], b) is not None:
         return replace(a, pending=a.pending[:2] + (b,))
     return _real_sum(graph, _as_real(graph, a), _as_real(graph, b))
 

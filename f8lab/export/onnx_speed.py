@@ -36,20 +36,22 @@ def ort_static_quantize(float_onnx: str | Path, out: str | Path, images: np.ndar
 
 
 def time_onnx(files: dict[str, str | Path], x: np.ndarray, repeats: int = 20,
-              threads: int = 2, block: int = 5) -> dict[str, float]:
+              threads: int = 2, block: int = 10, settle_s: float = 0.3) -> dict[str, float]:
     """Median milliseconds per run of each file on input ``x``.
 
-    The files take turns in blocks of ``block`` timed runs, each block after two untimed
-    ones, so a noisy machine slows all of them alike, and the threads of the session that
-    ran last (onnxruntime's workers spin for a while after a run) have gone idle before
-    the next session's timed runs start.
+    The files take turns in blocks of ``block`` timed runs, so a noisy machine slows all of
+    them alike. Each block starts with untimed runs for ``settle_s`` seconds: onnxruntime's
+    worker threads spin for a while after a run, and the previous session's would
+    otherwise share the cores with this one's first runs (measured: with blocks of five
+    after two untimed runs, MobileNet V2 at batch 1 timed 3x its steady speed).
     """
     sessions = {label: ort_session(path, threads) for label, path in files.items()}
     feed = {"input": x.astype(np.float32)}
     times: dict[str, list[float]] = {label: [] for label in sessions}
     for _ in range(max(1, -(-repeats // block))):
         for label, s in sessions.items():
-            for _ in range(2):
+            start = time.perf_counter()
+            while time.perf_counter() - start < settle_s:
                 s.run(None, feed)
             for _ in range(block):
                 start = time.perf_counter()

@@ -93,13 +93,13 @@ def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     return readers
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2"])
 @pytest.mark.parametrize("by", [0, 1])
 def test_int8_graph_runs_8_bit_convolutions_and_exact_adds(name, by, tmp_path):
-    """Every convolution is a QLinearConv, except where a residual add needs its
-    accumulator and the identity shortcut cannot join the QLinearConv's input: there QDQ
-    (DequantizeLinear of uint8 input, int8 weights and int32 bias) around a float Conv
-    whose output goes straight into the Add."""
+    """Every convolution is a QLinearConv, except where a residual add needs accumulators
+    and its shortcut cannot join the branch's QLinearConv as extra input channels: there
+    QDQ (DequantizeLinear of the uint8 input, int8 weights and int32 bias) around a float
+    Conv whose output goes straight into the Add."""
     model = shifted_block_outputs(calibrated(name, "small"), by)
     graph = onnx.load(export_onnx(model, tmp_path / "m.onnx")).graph
     ops = [node.op_type for node in graph.node]
@@ -113,19 +113,35 @@ def test_int8_graph_runs_8_bit_convolutions_and_exact_adds(name, by, tmp_path):
         assert dtypes[w.input[0]] == onnx.TensorProto.INT8
         assert dtypes[b.input[0]] == onnx.TensorProto.INT32
         assert [r.op_type for r in readers[conv.output[0]]] == ["Add"]
-    folded = [node for node in graph.node if node.op_type == "Concat"]
-    for concat in folded:
+    joined = [node for node in graph.node if node.op_type == "Concat"]
+    for concat in joined:
         assert [r.op_type for r in readers[concat.output[0]]] == ["QLinearConv"]
-        assert {producer[name].op_type for name in concat.input[1:]} == {"Sub"}  # 255 - u
+        assert len(set(concat.input[1:])) == 1  # copies of one tensor: 255 - u, or a projection's input
+    float_adds = {r.output[0] for conv in convs for r in readers[conv.output[0]]}
     integer = integerize(model)
-    adds = sum(isinstance(m, IntAdd) for m in integer.modules())
-    projections = {"resnet18": 3, "mobilenet_v2": 0}[name]
-    assert len(convs) + len(folded) == adds + projections
-    assert ops.count("QLinearConv") == sum(isinstance(m, IntConv2d) for m in integer.modules()) - len(convs)
+    assert len(joined) + len(float_adds) == sum(isinstance(m, IntAdd) for m in integer.modules())
+    n_convs = sum(isinstance(m, IntConv2d) for m in integer.modules())
+    projections_inside = sum(producer[c.input[-1]].op_type != "Sub" for c in joined)
+    assert ops.count("QLinearConv") + len(convs) + projections_inside == n_convs
     assert "ConvInteger" not in ops
     if name == "mobilenet_v2":  # every identity shortcut joins its convolution
-        assert len(folded) == adds and not convs
-        assert max(len(c.input) - 1 for c in folded) == (4 if by else 1)  # copies of it
+        assert not convs
+        assert max(len(c.input) - 1 for c in joined) == (4 if by else 1)  # copies of it
+    if name == "resnet18" and not by:
+        assert not convs and projections_inside == 3
+
+
+def test_split_taps_sum_back_and_fit():
+    import numpy as np
+    from f8lab.export.onnx_export import _split
+    rng = np.random.default_rng(0)
+    matrix = rng.integers(-1000, 1001, (7, 5))
+    for copies in (1, 3, 8, 16):
+        parts = _split(matrix, copies)
+        assert parts.shape == (copies, 7, 5)
+        assert np.array_equal(parts.sum(axis=0), matrix)
+        assert np.all(np.abs(parts) <= -(-np.abs(matrix) // copies))
+    assert np.array_equal(_split(np.full((2, 2), -512), 4), np.full((4, 2, 2), -128))
 
 
 def test_bad_requests(tmp_path):
