@@ -103,10 +103,6 @@ def _channel_shape(values: np.ndarray) -> np.ndarray:
     return values.reshape(1, -1, 1, 1) if values.ndim else values
 
 
-def _q8_type(signed: bool):
-    return np.int8 if signed else np.uint8
-
-
 # ---------------------------------------------------------------- onnx-int8 emitters
 
 def _zero_point(signed: bool) -> int:
