@@ -85,6 +85,20 @@ def test_int8_is_exact_with_per_channel_weights_and_signed_input(name, quant, tm
     assert torch.equal(out.to(torch.int64), integerize(model)(x).to(torch.int64))
 
 
+@pytest.mark.parametrize("name, by", [("resnet18", 2), ("resnet50", 0)])
+def test_int8_is_exact_in_a_default_onnxruntime_session(name, by, tmp_path):
+    """Without f8lab's session option (the float Convs' weights then stay behind their
+    DequantizeLinear at run time) the file computes the same integers."""
+    import onnxruntime as ort
+    model = shifted_block_outputs(calibrated(name, "small"), by)
+    path = export_onnx(model, tmp_path / "m.onnx")
+    assert any(node.op_type == "Conv" for node in onnx.load(path).graph.node)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = pixels((5, 1, 28, 28))
+    out = torch.from_numpy(session.run(["logits"], {"input": x.numpy()})[0])
+    assert torch.equal(out.to(torch.int64), integerize(model)(x).to(torch.int64))
+
+
 def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
     readers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
