@@ -9,12 +9,13 @@ its ONNX nodes, so every model f8lab builds exports. Formats:
   scales) for the convolutions. Where a residual add needs a convolution's accumulator,
   the shortcut joins that QLinearConv's input as extra channels read by centre taps (the
   identity inverted, taps summing to -2**k; a projection's input subsampled by its
-  stride, its weights as taps), so the sum forms in the int32 accumulator, when that at
-  most triples the convolution's input channels; otherwise the convolutions are QDQ
-  (DequantizeLinear of the input, the int8 weights and the int32 bias) around a float
-  Conv, and the add runs in real units. Max pooling on 8-bit integers; the classifier sums in int32 and
-  multiplies in float64. onnxruntime requantizes and runs the float Conv in float32:
-  equal to the integer model wherever the accumulators stay below 2**24.
+  stride, its weights as taps), so the sum forms in the int32 accumulator, while the
+  added channels are at most SHORTCUT_CHANNELS_LIMIT times the convolution's own;
+  otherwise the convolutions are QDQ (DequantizeLinear of the input, the int8 weights and
+  the int32 bias) around a float Conv, and the add runs in real units. Max pooling on
+  8-bit integers; the classifier sums in int32 and multiplies exactly (_digit_matmul).
+  onnxruntime requantizes and runs the float Conv in float32: equal to the integer model
+  wherever the accumulators stay below 2**24.
 - ``onnx-integer-float``: the same integers carried in float32 (Conv, Mul by 2**-n, Round,
   Clip), as the original code offered.
 - ``onnx-float``: the float network (BatchNorm, ReLU, average pool), for comparison.
@@ -53,11 +54,13 @@ from f8lab.quant import int_range
 FORMATS = ("onnx-int8", "onnx-integer-float", "onnx-float")
 OPSET = 17
 # A residual conv takes its shortcut in as extra input channels (see _join) while these
-# are at most this many times its own input channels; beyond that the float Conv path is
-# as fast. Measured on ResNet-18 at 224x224, batch 1, 2 threads, against every residual
-# conv on the float path (13.1-13.7 ms): shortcut copies of one 7.4 ms, of two 9.7 ms,
-# of four 11.8 ms (11.2 ms with those on the float path instead).
-SHORTCUT_CHANNELS_LIMIT = 2
+# are at most this many times its own input channels. Measured at 224x224, 2 threads,
+# against the float Conv path for the same adds: ResNet-50, whose bottleneck's last 1x1
+# conv reads a quarter of the identity's channels (ratio 4), 18.1 vs 20.2 ms at batch 1,
+# 131 vs 165 ms at batch 8; ResNet-18 at batch 1 with FLs that make its 3x3 joins take
+# four copies (ratio 4, 5 of its 8 adds) 11.8 vs 11.2 ms, two copies 9.7 vs 13.3 ms, one
+# copy 7.4 vs 13.1 ms.
+SHORTCUT_CHANNELS_LIMIT = 4
 
 
 @dataclass
