@@ -68,7 +68,7 @@ class Sym:
     """A tensor of the graph being built: its name, FL and form (``q8``: 8-bit integers,
     as uint8; ``real``: an accumulator's real value in float32; ``float``: integers in a
     float type; ``conv``: a convolution not emitted yet, ``pending`` = (layer, input,
-    shortcut to add to its accumulator or None))."""
+    None or the shortcut that joins its accumulator: (shortcut, taps, bias) from _join))."""
 
     name: str
     fraclen: int | np.ndarray = 0
@@ -154,7 +154,7 @@ def _split(matrix: np.ndarray, copies: int) -> np.ndarray:
     return np.stack([quotient + np.sign(remainder) * (j < np.abs(remainder)) for j in range(copies)])
 
 
-def _join(conv: IntConv2d, x: Sym, addend: Sym) -> tuple[np.ndarray, np.ndarray] | None:
+def _join(conv: IntConv2d, x: Sym, addend: Sym) -> tuple[Sym, np.ndarray, np.ndarray] | None:
     """How ``addend`` (an identity shortcut, or a projection convolution not emitted yet)
     joins ``conv``'s int32 accumulator inside its QLinearConv, or None where it cannot or
     would not pay.
@@ -164,9 +164,9 @@ def _join(conv: IntConv2d, x: Sym, addend: Sym) -> tuple[np.ndarray, np.ndarray]
     FL_acc - FL_projection). It comes in as extra input channels read by centre taps: the
     identity inverted (255 - u, so that taps of -128 serve k = 7), the projection's input
     subsampled by its stride; M is split over ``copies`` copies of those channels so that
-    every tap fits int8. Returns the taps (copies, C_out, C_addend) and what the bias
-    gains (C_out,), where the copies' channels stay within SHORTCUT_CHANNELS_LIMIT times
-    the convolution's own input channels.
+    every tap fits int8. Returns the addend, the taps (copies, C_out, C_addend) and what
+    the bias gains (C_out,), where the copies' channels stay within SHORTCUT_CHANNELS_LIMIT
+    times the convolution's own input channels.
     """
     size = conv.weight.shape[-1]
     if conv.groups != 1 or conv.stride != 1 or conv.padding != size // 2:
@@ -191,16 +191,16 @@ def _join(conv: IntConv2d, x: Sym, addend: Sym) -> tuple[np.ndarray, np.ndarray]
         return None
     if np.abs(conv.bias.numpy().astype(np.int64) + bias).max() > INT32_MAX:
         return None
-    return _split(matrix, copies), bias
+    return addend, _split(matrix, copies), bias
 
 
-def _qlinear_conv(graph: Graph, conv: IntConv2d, x: Sym, addend: Sym | None, out_fraclen: int,
+def _qlinear_conv(graph: Graph, conv: IntConv2d, x: Sym, joined: tuple | None, out_fraclen: int,
                   signed: bool) -> str:
-    """QLinearConv; with an addend, the exact residual sum inside it (see _join)."""
+    """QLinearConv; with a joined shortcut, the exact residual sum inside it (see _join)."""
     w_fl = conv.weight_fraclen.numpy()
     weight, bias, name = conv.weight.numpy().astype(np.int64), conv.bias.numpy().astype(np.int64), x.name
-    if addend is not None:
-        taps, extra_bias = _join(conv, x, addend)
+    if joined is not None:
+        addend, taps, extra_bias = joined
         copies, channels, width = taps.shape
         centre = weight.shape[-1] // 2
         extra = np.zeros((channels, copies * width) + weight.shape[2:], np.int64)
@@ -250,9 +250,9 @@ def _qdq_conv(graph: Graph, conv: IntConv2d, x: Sym) -> Sym:
 
 def _as_real(graph: Graph, x: Sym) -> Sym:
     if x.form == "conv":
-        conv, source, addend = x.pending
+        conv, source, joined = x.pending
         acc = _qdq_conv(graph, conv, source)
-        return acc if addend is None else _real_sum(graph, acc, _as_real(graph, addend))
+        return acc if joined is None else _real_sum(graph, acc, _as_real(graph, joined[0]))
     if x.form == "q8":
         return _dequantize(graph, x)
     return x
@@ -282,9 +282,10 @@ def _int8_add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
     or projection) joins it cheaply, else in real units (both terms are multiples of
     2**-FL_sum)."""
     b = _shortcut(self, b)
-    if a.form == "conv" and a.pending[2] is None and b.form in ("q8", "conv") \
-            and _join(*a.pending[:2], b) is not None:
-        return replace(a, pending=a.pending[:2] + (b,))
+    if a.form == "conv" and a.pending[2] is None and b.form in ("q8", "conv"):
+        joined = _join(*a.pending[:2], b)
+        if joined is not None:
+            return replace(a, pending=a.pending[:2] + (joined,))
     return _real_sum(graph, _as_real(graph, a), _as_real(graph, b))
 
 
@@ -336,14 +337,13 @@ def _linear(self: IntLinear, graph: Graph, x: Sym, carrier: int = TensorProto.DO
         if x.signed:
             wide = graph.op("Sub", [wide, graph.const(_zero_point(True), np.int32)], "wide")
     pooled = graph.op("ReduceSum", [wide, graph.const([2, 3], np.int64)], "pooled", keepdims=0)
+    dtype = np.float64 if carrier == TensorProto.DOUBLE else np.float32
     acc = None
     if carrier == TensorProto.DOUBLE:
         acc = _digit_matmul(graph, pooled, weight, (127 if x.signed else 255) * self.pool_size)
     if acc is None:
-        dtype = np.float64 if carrier == TensorProto.DOUBLE else np.float32
         pooled = graph.op("Cast", [pooled], "pooledf", to=carrier)
         acc = graph.op("MatMul", [pooled, graph.const(weight, dtype, "fc_w")], "fc")
-    dtype = np.float64 if carrier == TensorProto.DOUBLE else np.float32
     acc = graph.op("Add", [acc, graph.const(bias, dtype, "fc_b")], "fc")
     return Sym(acc, self.output_fraclen, "float")
 

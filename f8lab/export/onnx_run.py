@@ -40,7 +40,8 @@ def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSe
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    model = Path(path).read_bytes()  # read once: for the metadata and for the session
+    props = {p.key: p.value for p in onnx.load_from_string(model).metadata_props}
     if props.get("format") == "onnx-int8":
         options.add_session_config_entry("session.disable_quant_qdq", "1")
         if saturating_int8_cpu():
@@ -48,7 +49,7 @@ def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSe
                           "convolutions may saturate a pair of products and differ from the "
                           "integer model in rare outputs; for bit-exact results here, export "
                           "onnx-integer-float", stacklevel=2)
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class OnnxModel:
