@@ -122,7 +122,7 @@ def _shortcut_fraclen(add: FixAdd) -> int | None:
     identity = add._identity_quant
     if identity is None:
         return None
-    exponent = torch.log2(identity.scale(identity.ema.rounded()) / add._output_quant.scale()).item()
+    exponent = torch.log2(identity.scale() / add._output_quant.scale()).item()
     if exponent != round(exponent):  # _check refuses unshared levels; this guards the rest
         raise ValueError(f"the identity path's scale ratio 2**{exponent} is not a power of two")
     return identity.ema.rounded() - round(exponent)
@@ -153,7 +153,7 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
     body = copy.deepcopy(model)
     for module in body.modules():
         if isinstance(module, ActQuant):
-            module._pass_fraclen = module.ema.rounded()
+            module.pass_fraclen.copy_(module.ema.value())
     pool_sizes = _pool_size(body, example_input)
     replacements = {}
     for name, module in body.named_modules():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from f8lab.quant import FraclenEMA, QuantConfig, choose_fraclen, fix_quant, fraclen_range
+from f8lab.quant import FraclenEMA, QuantConfig, fraclen_range, int_range, quantize_on_grid, select_fraclen
 
 
 class ActQuant(nn.Module):
@@ -46,8 +46,13 @@ class ActQuant(nn.Module):
         self.ema = FraclenEMA(self.wl, signed, init, config.ema_momentum)
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init))) if self.clipping else None
         self._master: ActQuant | None = None
-        self._pass_fraclen: int | None = None  # the FL of the scale in the current forward pass
-        self.last_fraclen: int = init  # the FL the last batch was quantized with
+        # the formats of the current forward pass, as tensors on the model's device (not saved):
+        # the FL of this tensor's scale (the rounded EMA before this pass moves it) ...
+        self.register_buffer("pass_fraclen", torch.tensor(float(init)), persistent=False)
+        # ... the FL the tensor was quantized with (the batch's own in training) ...
+        self.register_buffer("quant_fraclen", torch.tensor(float(init)), persistent=False)
+        # ... and whether every batch since the last check had finite values
+        self.register_buffer("finite", torch.tensor(True), persistent=False)
 
     def share_alpha_with(self, master: ActQuant) -> None:
         """Use ``master``'s α (clipping-level sharing); this quantizer keeps its own FL."""
@@ -70,41 +75,41 @@ class ActQuant(nn.Module):
         """``2**(wl - signed) - 1``: 127 signed, 255 unsigned at 8 bit."""
         return 2 ** (self.wl - int(self.signed)) - 1
 
-    def scale(self, fraclen: int | None = None) -> torch.Tensor:
+    def scale(self, fraclen: torch.Tensor | None = None) -> torch.Tensor:
         """The fix scaling ``s`` (1 without clipping) at ``fraclen``, by default the rounded
-        EMA buffer: what the layer producing this tensor folds in."""
+        EMA buffer: what the layer producing this tensor folds in. A 0-dim tensor."""
         if not self.clipping:
             return torch.ones((), device=self.ema.fraclen.device)
         if fraclen is None:
-            fraclen = self.ema.rounded()
-        return 2.0**fraclen * self.master.alpha.abs() / self.levels()
+            fraclen = self.ema.value()
+        return torch.exp2(fraclen) * self.master.alpha.abs() / self.levels()
 
     def pass_scale(self) -> torch.Tensor:
         """The scale of the tensor this quantizer produced in the current forward pass:
         what its readers fold in. Fixed before the EMA buffer moves, so that producer and
         readers agree within a pass."""
-        return self.scale(self._pass_fraclen)
+        return self.scale(self.pass_fraclen)
 
-    def _quantize(self, u: torch.Tensor, fl: int) -> torch.Tensor:
+    def _quantize(self, u: torch.Tensor, fl: torch.Tensor) -> torch.Tensor:
         if not self.clipping and self.max_value is not None:
             u = u.clamp(max=self.max_value)
         if not self.config.floating:
-            return fix_quant(u, self.wl, fl, self.signed)
+            return quantize_on_grid(u, fl.to(u.dtype), *int_range(self.wl, self.signed))
         if not self.clipping:
             return u if self.signed else torch.relu(u)
-        step = 2.0**-fl
-        return u.clamp(-self.levels() * step if self.signed else 0.0, self.levels() * step)
+        top = self.levels() * torch.exp2(-fl).to(u.dtype)
+        return torch.clamp(u, -top if self.signed else torch.zeros_like(top), top)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        self._pass_fraclen = self.ema.rounded()
+        fl = self.ema.value()
+        self.pass_fraclen.copy_(fl)
         if self.training and self.tracked:
-            batch_fl = choose_fraclen(u, self.wl, self.signed, self.config.fraclen,
-                                      source=self.config.coefficients)
-            self.ema.update(batch_fl)
-            fl = batch_fl
-        else:
-            fl = self._pass_fraclen
-        self.last_fraclen = fl
+            choice = select_fraclen(u, self.wl, self.signed, self.config.fraclen,
+                                    source=self.config.coefficients)
+            self.finite.logical_and_(choice.finite)
+            self.ema.update(choice.fraclen)
+            fl = choice.fraclen
+        self.quant_fraclen.copy_(fl)
         return self._quantize(u, fl)
 
     def extra_repr(self) -> str:

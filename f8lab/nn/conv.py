@@ -9,6 +9,17 @@ layer produces, so ``y`` is already in the next layer's units. In training, μ_B
 are the batch statistics of ``conv(s_in · Q(u), W)`` (an extra convolution, with gradients
 through them; biased variance) and the BatchNorm module only updates its running
 statistics; in evaluation the running statistics are used.
+
+``bn_fold="running"`` (QuantConfig) trains with one convolution instead (Jacob et al. 2018;
+Krishnamoorthi 2018; torch.ao's ConvBn QAT modules): the weight is folded with the
+running statistics, ``c = γ / σ_run``,
+
+    z = conv(Q(u), Q(W · c · s_in / s_out))
+    y = z · σ_run / σ_B + (β - γ·μ_B / σ_B) / s_out
+
+where μ_B, σ_B are the batch statistics of ``z · s_out / c`` (the pre-BN output in real
+units, up to the weight's rounding). In evaluation σ_B = σ_run and the layer is the same
+folded layer as with ``bn_fold="batch"``.
 """
 
 from __future__ import annotations
@@ -32,11 +43,38 @@ class FoldedBatchNorm2d(nn.BatchNorm2d):
         return x
 
 
+class _ChannelMoments(torch.autograd.Function):
+    """Per-channel mean and mean square of an (N, C, H, W) tensor; the gradient is one
+    fused pass, ``dL/dy = (g_mean + 2·y·g_square) / n``."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor):
+        count = y.numel() // y.shape[1]
+        ctx.save_for_backward(y)
+        ctx.count = count
+        return y.sum(dim=(0, 2, 3)) / count, (y * y).sum(dim=(0, 2, 3)) / count
+
+    @staticmethod
+    def backward(ctx, grad_mean, grad_square):
+        (y,) = ctx.saved_tensors
+        shape = (1, -1, 1, 1)
+        grad_mean = torch.zeros_like(grad_square) if grad_mean is None else grad_mean
+        grad_square = torch.zeros_like(grad_mean) if grad_square is None else grad_square
+        return torch.addcmul((grad_mean / ctx.count).view(shape), y,
+                             (2.0 / ctx.count * grad_square).view(shape))
+
+
+def batch_statistics(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, var)`` per channel of an (N, C, H, W) tensor; biased variance."""
+    mean, square = _ChannelMoments.apply(y)
+    return mean, (square - mean.square()).clamp(min=0)
+
+
 def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor,
                           count: int) -> None:
     """BatchNorm's own update: unbiased variance, momentum or cumulative average."""
     bn.num_batches_tracked += 1
-    momentum = bn.momentum if bn.momentum is not None else 1.0 / bn.num_batches_tracked.item()
+    momentum = bn.momentum if bn.momentum is not None else 1.0 / bn.num_batches_tracked
     bn.running_mean.lerp_(mean, momentum)
     bn.running_var.lerp_(var * count / max(count - 1, 1), momentum)
 
@@ -54,6 +92,7 @@ class FixConv2d(nn.Conv2d):
             )
         super().__init__(in_channels, out_channels, kernel_size, stride, padding,
                          groups=groups, bias=False)
+        self.bn_fold = config.bn_fold
         self.weight_quant = WeightQuant(config, out_channels)
         self._bn: nn.BatchNorm2d | None = None
         self._input_quant: ActQuant | None = None
@@ -66,17 +105,20 @@ class FixConv2d(nn.Conv2d):
                             ("_output_quant", output_quant)):
             object.__setattr__(self, name, value)  # references, not submodules
 
-    def folded(self, x_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The effective weight and bias ``(W~, b~)``; in training, from ``x_q``'s batch statistics."""
+    def _scales(self) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """``(s_in, s_out)``: the input's scale in this pass and the output's (1: logits)."""
         if self._bn is None:
             raise RuntimeError("FixConv2d is not wired: call attach(bn, input_quant, output_quant)")
-        bn = self._bn
-        s_in = self._input_quant.pass_scale()
         s_out = self._output_quant.scale() if self._output_quant is not None else 1.0
+        return self._input_quant.pass_scale(), s_out
+
+    def folded(self, x_q: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The effective weight and bias ``(W~, b~)``; in training, from ``x_q``'s batch statistics."""
+        s_in, s_out = self._scales()
+        bn = self._bn
         if self.training:
             y = self._conv_forward(x_q, self.weight * s_in, None)  # conv(s_in·Q(u), W): (N, C, H, W)
-            mean = y.mean(dim=(0, 2, 3))
-            var = (y.square().mean(dim=(0, 2, 3)) - mean.square()).clamp(min=0)  # biased
+            mean, var = batch_statistics(y)
             with torch.no_grad():
                 _update_running_stats(bn, mean, var, y.numel() // y.shape[1])
         else:
@@ -86,8 +128,28 @@ class FixConv2d(nn.Conv2d):
         bias = (bn.bias - mean * gain) / s_out
         return weight, bias
 
+    def _forward_running_fold(self, x_q: torch.Tensor) -> torch.Tensor:
+        """Training with one convolution: fold the running statistics, correct to the batch's."""
+        s_in, s_out = self._scales()
+        bn = self._bn
+        sigma_running = torch.sqrt(bn.running_var + bn.eps)
+        gain = bn.weight / sigma_running  # c = γ / σ_run
+        weight = self.weight_quant(self.weight * (gain * s_in / s_out).view(-1, 1, 1, 1))
+        z = self._conv_forward(x_q, weight, None)  # (N, C, H, W), c / s_out times the pre-BN output
+        mean_z, var_z = batch_statistics(z)
+        to_real = s_out / gain
+        mean, var = mean_z * to_real, var_z * to_real.square()  # batch statistics, real units
+        with torch.no_grad():
+            _update_running_stats(bn, mean, var, z.numel() // z.shape[1])
+        sigma = torch.sqrt(var + bn.eps)
+        bias = self.weight_quant.quantize_bias((bn.bias - bn.weight * mean / sigma) / s_out,
+                                               self._input_quant.quant_fraclen)
+        return torch.addcmul(bias.view(1, -1, 1, 1), z, (sigma_running / sigma).view(1, -1, 1, 1))
+
     def forward(self, x_q: torch.Tensor) -> torch.Tensor:
+        if self.training and self.bn_fold == "running":
+            return self._forward_running_fold(x_q)
         weight, bias = self.folded(x_q)
         weight = self.weight_quant(weight)
-        bias = self.weight_quant.quantize_bias(bias, self._input_quant.last_fraclen)
+        bias = self.weight_quant.quantize_bias(bias, self._input_quant.quant_fraclen)
         return self._conv_forward(x_q, weight, bias)

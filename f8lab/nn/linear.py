@@ -51,5 +51,5 @@ class FixLinear(nn.Linear):
             raise ValueError(f"FixLinear reads a (N, C, H, W) feature map, got shape {tuple(x_q.shape)}")
         weight, bias = self.folded(x_q.shape[2] * x_q.shape[3])
         weight = self.weight_quant(weight)
-        bias = self.weight_quant.quantize_bias(bias, self._input_quant.last_fraclen)
+        bias = self.weight_quant.quantize_bias(bias, self._input_quant.quant_fraclen)
         return F.linear(x_q.sum(dim=(2, 3)), weight, bias)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from f8lab.quant import QuantConfig, choose_fraclen, fix_quant
+from f8lab.quant import QuantConfig, int_range, quantize_on_grid, select_fraclen
 
 
 class WeightQuant(nn.Module):
@@ -22,22 +22,28 @@ class WeightQuant(nn.Module):
         self.dim = 0 if config.per_channel else None
         shape = (out_channels,) if config.per_channel else ()
         self.register_buffer("fraclen", torch.full(shape, config.weight_fraclen, dtype=torch.long))
+        # whether every weight since the last check had finite values (not saved)
+        self.register_buffer("finite", torch.tensor(True), persistent=False)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if self.config.floating:
             return weight
         if self.config.fraclen == "fixed":
-            fl = self.fraclen
+            fl = self.fraclen.to(weight.dtype)
         else:
-            fl = choose_fraclen(weight, self.wl, True, self.config.fraclen, self.dim,
-                                self.config.coefficients)
-            self.fraclen.copy_(torch.as_tensor(fl))
-        return fix_quant(weight, self.wl, fl, True, self.dim)
+            choice = select_fraclen(weight, self.wl, True, self.config.fraclen, self.dim,
+                                    self.config.coefficients)
+            self.finite.logical_and_(choice.finite)
+            fl = choice.fraclen
+            self.fraclen.copy_(fl)
+        if self.dim is not None:  # (C,) -> (C, 1, ...): one FL per output channel
+            fl = fl.view(-1, *[1] * (weight.dim() - 1))
+        return quantize_on_grid(weight, fl, *int_range(self.wl, signed=True))
 
-    def quantize_bias(self, bias: torch.Tensor, input_fraclen: int) -> torch.Tensor:
+    def quantize_bias(self, bias: torch.Tensor, input_fraclen: torch.Tensor) -> torch.Tensor:
         """Round the bias to the accumulator's grid ``2**-(fl_x + fl_w)`` (an int32 in the
         integer model), with a straight-through gradient."""
         if self.config.floating:
             return bias
-        step = torch.exp2(-(input_fraclen + self.fraclen).to(bias.dtype))
+        step = torch.exp2(-(input_fraclen.to(bias.dtype) + self.fraclen.to(bias.dtype)))
         return bias + (torch.round(bias / step) * step - bias).detach()

@@ -1,13 +1,58 @@
-"""Choosing a tensor's fractional length by the formula (any metric) or by grid search."""
+"""Choosing a tensor's fractional length by the formula (any metric) or by grid search.
+
+``select_fraclen`` is the training path: everything stays a tensor on the tensor's device,
+so a training step never waits on the host. ``choose_fraclen`` is the path for people:
+it checks the values and returns Python integers.
+"""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
-from f8lab.quant.formula import METRICS, fraclen_from_stat, tensor_stat
-from f8lab.quant.grid_search import fraclen_grid_search
+from f8lab.quant.formats import check_finite, fraclen_range
+from f8lab.quant.formula import METRICS, coefficient, formula_fraclen, fraclen_from_stat, tensor_stat
+from f8lab.quant.grid_search import fraclen_grid_search, grid_errors
 
 FRACLEN_METHODS = METRICS + ("grid",)
+
+
+class FraclenChoice(NamedTuple):
+    """A fractional length chosen on the device."""
+
+    fraclen: torch.Tensor  # float, integer values: 0-dim, or one per slice along dim
+    finite: torch.Tensor   # 0-dim bool: False when the tensor held NaN or Inf
+
+
+def check_method(method: str) -> str:
+    if method not in FRACLEN_METHODS:
+        raise ValueError(
+            f"unknown fractional-length method {method!r}; choose one of "
+            f"{', '.join(FRACLEN_METHODS)}"
+        )
+    return method
+
+
+def select_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: str = "std",
+                   dim: int | None = None, source: str = "published") -> FraclenChoice:
+    """The fractional length for ``x`` as a tensor on ``x``'s device, with no host
+    synchronisation: what a layer uses in a training step.
+
+    Args: as for ``choose_fraclen``.
+
+    Returns:
+        A FraclenChoice. Values that are NaN or Inf do not raise here (that would wait on
+        the device): ``finite`` records them, for a check at the trainer's logging points.
+    """
+    lo, hi = fraclen_range(wl, signed)
+    if method == "grid":
+        errors = grid_errors(x, wl, signed, dim)
+        best = errors.min(dim=0).values
+        return FraclenChoice((hi - errors.argmin(dim=0)).to(x.dtype), torch.isfinite(best).all())
+    stat = tensor_stat(x, check_method(method), signed, dim)
+    fraclen = formula_fraclen(stat, coefficient(wl, signed, method, source), lo, hi)
+    return FraclenChoice(fraclen.to(x.dtype), torch.isfinite(stat).all())
 
 
 def choose_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: str = "std",
@@ -25,16 +70,14 @@ def choose_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: st
 
     Returns:
         An int for ``dim=None``, else a long tensor with one FL per slice along ``dim``.
+        Raises on NaN or Inf.
     """
     if method == "grid":
         fl = fraclen_grid_search(x, wl, signed, dim)
         return int(fl) if dim is None else fl
-    if method not in METRICS:
-        raise ValueError(
-            f"unknown fractional-length method {method!r}; choose one of "
-            f"{', '.join(FRACLEN_METHODS)}"
-        )
-    stat = tensor_stat(x, method, signed, dim)
+    stat = tensor_stat(x, check_method(method), signed, dim)
+    if not torch.isfinite(stat).all():  # any NaN or Inf in x makes the statistic non-finite
+        check_finite(x, "the tensor whose format is being chosen")
     if dim is None:  # one number: the formula in Python, no tensor round trips
         stat = float(stat)
     return fraclen_from_stat(stat, wl, signed, method, source)

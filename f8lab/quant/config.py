@@ -8,6 +8,8 @@ from f8lab.quant.choose import FRACLEN_METHODS
 from f8lab.quant.formats import check_fraclen, check_word_length
 from f8lab.quant.formula import COEFFICIENT_SOURCES
 
+BN_FOLDS = ("batch", "running")
+
 
 @dataclass(frozen=True)
 class QuantConfig:
@@ -28,6 +30,8 @@ class QuantConfig:
     share_clipping: bool = True      # tensors tied by an identity path share one alpha
     rescale_classifier: bool = False  # classifier weight / (sqrt(N_out) * std): "rescale forward"
     signed_input: bool = False       # normalised images (signed FL 5) instead of pixels/256 (FL 8)
+    bn_fold: str = "batch"           # BN folding in training: "batch" (F8Net's, two convolutions)
+                                     # or "running" (one convolution, corrected to batch statistics)
 
     def __post_init__(self) -> None:
         check_word_length(self.bits)
@@ -46,6 +50,10 @@ class QuantConfig:
             raise ValueError(
                 f"unknown coefficients {self.coefficients!r}; choose one of "
                 f"{', '.join(COEFFICIENT_SOURCES)}"
+            )
+        if self.bn_fold not in BN_FOLDS:
+            raise ValueError(
+                f"unknown bn_fold {self.bn_fold!r}; choose one of {', '.join(BN_FOLDS)}"
             )
         if not 0.0 < self.ema_momentum <= 1.0:
             raise ValueError(f"ema_momentum must be in (0, 1], got {self.ema_momentum}")

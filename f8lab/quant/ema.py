@@ -32,15 +32,21 @@ class FraclenEMA(nn.Module):
         self.register_buffer("updates", torch.tensor(0, dtype=torch.long))
 
     @torch.no_grad()
-    def update(self, batch_fraclen: int) -> None:
-        """Move the running value towards this batch's fractional length."""
-        self.fraclen.mul_(1.0 - self.momentum).add_(self.momentum * int(batch_fraclen))
+    def update(self, batch_fraclen: int | torch.Tensor) -> None:
+        """Move the running value towards this batch's fractional length (an int, or a
+        0-dim tensor on the buffer's device: no host synchronisation)."""
+        self.fraclen.mul_(1.0 - self.momentum).add_(self.momentum * batch_fraclen)
         self.updates += 1
 
-    def rounded(self) -> int:
-        """The evaluation format: ``clamp(round(fl))``, rounding half to even."""
+    def value(self) -> torch.Tensor:
+        """The evaluation format as a 0-dim float tensor on the buffer's device:
+        ``clamp(round(fl))``, rounding half to even."""
         lo, hi = fraclen_range(self.wl, self.signed)
-        return min(max(round(float(self.fraclen)), lo), hi)
+        return self.fraclen.round().clamp(lo, hi)
+
+    def rounded(self) -> int:
+        """The evaluation format as a Python int, for people and exporters (reads the device)."""
+        return int(self.value())
 
     def extra_repr(self) -> str:
         kind = "signed" if self.signed else "unsigned"

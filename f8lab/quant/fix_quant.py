@@ -78,4 +78,12 @@ def fix_quant(
                 f"{x.shape[axis]} channels along dim {dim}"
             )
         fl = fl.reshape([-1 if d == axis else 1 for d in range(x.dim())])
+    return quantize_on_grid(x, fl, qmin, qmax)
+
+
+def quantize_on_grid(x: torch.Tensor, fl: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+    """``Q_FL(x)`` for a floating-point ``fl`` that already broadcasts against ``x`` and holds
+    valid fractional lengths: the layers' path, with no checks and so no host
+    synchronisation. A NaN ``fl`` (from a tensor holding NaN or Inf) gives NaN values.
+    ``exp2`` of an integer-valued float is an exact power of two."""
     return _FixQuant.apply(x, torch.exp2(fl), torch.exp2(-fl), qmin, qmax)

@@ -18,7 +18,6 @@ definitions: for rectified Gaussians mean(relu x) ≈ 0.40σ and rms(relu x) ≈
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from importlib import resources
@@ -32,11 +31,17 @@ COEFFICIENT_SOURCES = ("published", "derived")
 TABLE_FILE = "fraclen_coefficients.json"
 
 
-@functools.cache
-def coefficient_table() -> dict:
-    """The stored table: ``{"published": ..., "derived": {wl: {"signed"|"unsigned": {metric: C}}}}``."""
+def _read_table() -> dict:
     with resources.files("f8lab.quant").joinpath(TABLE_FILE).open() as f:
         return json.load(f)
+
+
+_TABLE = _read_table()  # read once at import: a traced training step only looks it up
+
+
+def coefficient_table() -> dict:
+    """The stored table: ``{"published": ..., "derived": {wl: {"signed"|"unsigned": {metric: C}}}}``."""
+    return _TABLE
 
 
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
@@ -72,8 +77,8 @@ def tensor_stat(x: torch.Tensor, metric: str = "std", signed: bool = True,
     """The statistic the formula reads, over the whole tensor or per slice along ``dim``.
 
     "std" is the population standard deviation of ``x`` as given; "mean" and "rms" are
-    taken over ``x`` (signed) or ``relu(x)`` (unsigned). Raises on NaN or Inf (checked
-    through the statistic, which any of them makes non-finite: one pass over ``x``).
+    taken over ``x`` (signed) or ``relu(x)`` (unsigned). NaN or Inf in ``x`` make the
+    statistic non-finite: it does not raise (that would wait on the device).
 
     Returns:
         A 0-dim tensor, or one value per slice along ``dim``.
@@ -86,8 +91,6 @@ def tensor_stat(x: torch.Tensor, metric: str = "std", signed: bool = True,
     else:
         values = x if signed else x.clamp(min=0)
         stat = values.abs().mean(**reduce) if metric == "mean" else values.square().mean(**reduce).sqrt()
-    if not torch.isfinite(stat).all():  # any NaN or Inf in x makes the statistic non-finite
-        check_finite(x, "the tensor whose format is being chosen")
     return stat
 
 
@@ -111,10 +114,15 @@ def fraclen_from_stat(stat: float | torch.Tensor, wl: int = 8, signed: bool = Tr
         check_finite(stat, f"the {metric} statistic")
         if (stat < 0).any():
             raise ValueError(f"a {metric} statistic cannot be negative, got {stat.min().item()}")
-        fl = torch.floor(torch.log2(c / stat.double()))
-        return fl.clamp(lo, hi).long()
+        return formula_fraclen(stat, c, lo, hi).long()
     if not math.isfinite(stat) or stat < 0:
         raise ValueError(f"the {metric} statistic must be finite and >= 0, got {stat!r}")
     if stat == 0:
         return hi
     return int(min(max(math.floor(math.log2(c / stat)), lo), hi))
+
+
+def formula_fraclen(stat: torch.Tensor, c: float, lo: int, hi: int) -> torch.Tensor:
+    """``clamp(floor(log2(c / stat)), lo, hi)`` as tensor operations (float64), without
+    checks: a statistic of 0 gives ``hi``, a NaN one gives NaN."""
+    return torch.floor(torch.log2(c / stat.double())).clamp(lo, hi)

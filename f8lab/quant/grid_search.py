@@ -44,7 +44,11 @@ def fraclen_grid_search(x: torch.Tensor, wl: int = 8, signed: bool = True,
         A 0-dim long tensor, or a long tensor with one FL per slice along ``dim``.
     """
     check_finite(x, "the tensor whose format is being chosen")
+    return fraclen_range(wl, signed)[1] - grid_errors(x, wl, signed, dim).argmin(dim=0)
+
+
+def grid_errors(x: torch.Tensor, wl: int, signed: bool, dim: int | None = None) -> torch.Tensor:
+    """RMS error of every valid FL, finest first (row ``i`` is FL ``fl_max - i``, so that
+    ``argmin`` keeps the finest of equal errors): shape (fl_max + 1,) or (fl_max + 1, C)."""
     lo, hi = fraclen_range(wl, signed)
-    candidates = range(hi, lo - 1, -1)  # finest first: argmin keeps the first of equal errors
-    errors = torch.stack([quant_rmse(x, wl, fl, signed, dim) for fl in candidates])
-    return hi - errors.argmin(dim=0)
+    return torch.stack([quant_rmse(x, wl, fl, signed, dim) for fl in range(hi, lo - 1, -1)])

@@ -70,6 +70,8 @@ class RunSection:
                                     # "torchvision:<name>" for torchvision's pretrained weights
     checkpoint_every: int = 200     # iterations between checkpoints inside an epoch
     device: str = "auto"            # "auto", "cpu" or "cuda"
+    log_every: int = 50             # iterations between reads of the loss (progress bar, NaN check)
+    compile: bool = False           # put the model through torch.compile
 
 
 @dataclass
@@ -93,7 +95,8 @@ CHOICES = {
     ("run", "device"): ("auto", "cpu", "cuda"),
 }
 POSITIVE = {("model", "width"), ("model", "num_classes"), ("model", "in_channels"),
-            ("data", "batch_size"), ("optim", "epochs"), ("run", "checkpoint_every")}
+            ("data", "batch_size"), ("optim", "epochs"), ("run", "checkpoint_every"),
+            ("run", "log_every")}
 SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection,
             "quant": QuantConfig, "run": RunSection}
 

@@ -3,9 +3,9 @@
 Each epoch's order is a permutation drawn from ``(seed, epoch)``; a run resumed at batch
 ``k`` of an epoch continues with batch ``k`` of the same permutation. With several
 processes each takes every ``world``-th batch position. Small data sets (Fashion-MNIST,
-synthetic) live in memory as uint8 tensors and are augmented per batch with a generator
-seeded by ``(seed, epoch, batch)``, so augmentations repeat too; ImageNet folders go
-through a DataLoader (same order; augmentations drawn anew after a resume).
+synthetic) live on the training device as uint8 tensors and are augmented there, with
+crops and flips drawn from ``(seed, epoch)``, so augmentations repeat too; ImageNet
+folders go through a DataLoader (same order; augmentations drawn anew after a resume).
 
 Input convention (METHOD.md §7): ``round(255 x) / 256``, i.e. uint8 pixels / 256, which
 lies exactly on the unsigned FL-8 grid; or ImageNet mean/std normalisation.
@@ -40,14 +40,24 @@ def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 class TensorBatches:
-    """An in-memory image set (uint8, N x C x H x W) cut into seeded batches."""
+    """An in-memory image set (uint8, N x C x H x W) cut into seeded batches on ``device``.
+
+    The images live on the training device as one uint8 tensor. At the start of an epoch
+    its plan is drawn on the CPU from ``(seed, epoch)``: the order and, when augmenting,
+    each image's crop offsets and flip; it moves to the device once, and each batch is
+    then cut, cropped and flipped there with batched tensor operations. The same seed
+    gives the same batches on every device, and a resumed epoch repeats exactly.
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
                  train: bool, augment: bool, normalize: bool, seed: int, rank: int = 0,
-                 world: int = 1) -> None:
-        self.images, self.labels = images, labels
+                 world: int = 1, device: torch.device | str = "cpu") -> None:
+        self.images, self.labels = images.to(device), labels.to(device)
         self.batch_size, self.train, self.augment = batch_size, train, augment and train
         self.normalize, self.seed, self.rank, self.world = normalize, seed, rank, world
+        channels = images.shape[1]
+        self.mean = torch.tensor(IMAGENET_MEAN[:channels], device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD[:channels], device=device).view(1, -1, 1, 1)
 
     def __len__(self) -> int:
         return batches_per_epoch(len(self.images), self.batch_size, self.world, self.train)
@@ -55,39 +65,47 @@ class TensorBatches:
     def _to_input(self, pixels: torch.Tensor) -> torch.Tensor:
         if not self.normalize:
             return pixels.float() / 256  # round(255 x) / 256 for x = pixels / 255
-        channels = pixels.shape[1]
-        mean = torch.tensor(IMAGENET_MEAN[:channels]).view(1, -1, 1, 1)
-        std = torch.tensor(IMAGENET_STD[:channels]).view(1, -1, 1, 1)
-        return (pixels.float() / 255 - mean) / std
+        return (pixels.float() / 255 - self.mean) / self.std
 
-    def _augment(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Random crop with 2-pixel zero padding and horizontal flip, per image."""
-        n, _, h, w = pixels.shape
+    def _plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The epoch's order and, when augmenting, (N, 3) crop offsets dy, dx in 0..4 and
+        flips, drawn on the CPU from ``(seed, epoch)``, on the device."""
+        n = len(self.images)
+        if not self.train:
+            return torch.arange(n, device=self.images.device), None
+        order = _permutation(n, self.seed, epoch)
+        if not self.augment:
+            return order.to(self.images.device), None
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        crops = torch.cat([torch.randint(0, 5, (n, 2), generator=generator),
+                           torch.randint(0, 2, (n, 1), generator=generator)], dim=1)
+        return order.to(self.images.device), crops.to(self.images.device)
+
+    @staticmethod
+    def _augment(pixels: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+        """Random crop with 2-pixel zero padding and horizontal flip, per image, as two
+        gathers: rows shifted by dy, columns shifted by dx and reversed when flipped."""
+        n, c, h, w = pixels.shape
         padded = torch.nn.functional.pad(pixels, (2, 2, 2, 2))
-        dy = torch.randint(0, 5, (n,), generator=generator)
-        dx = torch.randint(0, 5, (n,), generator=generator)
-        rows = (dy[:, None] + torch.arange(h)).view(n, 1, h, 1).expand(n, pixels.shape[1], h, w + 4)
-        padded = padded.gather(2, rows)
-        cols = (dx[:, None] + torch.arange(w)).view(n, 1, 1, w).expand(n, pixels.shape[1], h, w)
-        out = padded.gather(3, cols)
-        flip = torch.rand(n, generator=generator) < 0.5
-        out[flip] = out[flip].flip(-1)
-        return out
+        dy, dx, flip = crops.unbind(dim=1)
+        rows = dy[:, None] + torch.arange(h, device=pixels.device)
+        padded = padded.gather(2, rows.view(n, 1, h, 1).expand(n, c, h, w + 4))
+        columns = torch.arange(w, device=pixels.device)
+        columns = torch.where(flip[:, None] == 1, w - 1 - columns, columns) + dx[:, None]
+        return padded.gather(3, columns.view(n, 1, 1, w).expand(n, c, h, w))
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This process's batches of ``epoch``, from batch number ``start`` on."""
-        n = len(self.images)
-        order = _permutation(n, self.seed, epoch) if self.train else torch.arange(n)
+        order, crops = self._plan(epoch)
         for b in range(start, len(self)):
             position = b * self.world + self.rank
-            index = order[position * self.batch_size:(position + 1) * self.batch_size]
+            cut = slice(position * self.batch_size, (position + 1) * self.batch_size)
+            index = order[cut]
             if len(index) == 0:  # the last evaluation positions of a sharded test set
                 continue
             pixels = self.images[index]
-            if self.augment:
-                generator = torch.Generator().manual_seed(
-                    (self.seed * 1_000_003 + epoch) * 1_000_003 + position)
-                pixels = self._augment(pixels, generator)
+            if crops is not None:
+                pixels = self._augment(pixels, crops[cut])
             yield self._to_input(pixels), self.labels[index]
 
 
@@ -128,8 +146,10 @@ def _in_memory(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return dataset.data.unsqueeze(1).contiguous(), dataset.targets
 
 
-def make_batches(config: RunConfig, train: bool, rank: int = 0, world: int = 1):
-    """The training or evaluation batches that ``config`` asks for."""
+def make_batches(config: RunConfig, train: bool, rank: int = 0, world: int = 1,
+                 device: torch.device | str = "cpu"):
+    """The training or evaluation batches that ``config`` asks for; in-memory data sets
+    (Fashion-MNIST, synthetic) live on ``device``."""
     data, seed = config.data, config.run.seed
     limit = data.train_limit if train else data.test_limit
     if data.dataset in ("fashion_mnist", "synthetic"):
@@ -146,7 +166,8 @@ def make_batches(config: RunConfig, train: bool, rank: int = 0, world: int = 1):
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
         return TensorBatches(images, labels, data.batch_size, train=train, augment=data.augment,
-                             normalize=data.normalize, seed=seed, rank=rank, world=world)
+                             normalize=data.normalize, seed=seed, rank=rank, world=world,
+                             device=device)
     normalize = [transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)] if data.normalize else \
         [transforms.Lambda(lambda x: torch.round(x * 255) / 256)]
     if train:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import os
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from f8lab.models import build_model, describe, from_float, load_float_state_dict
+from f8lab.nn import check_finite_formats
 from f8lab.train.checkpoint import model_state, read_checkpoint, save_atomic
 from f8lab.train.config import RunConfig, config_from_dict
 from f8lab.train.data import make_batches
@@ -109,7 +111,6 @@ def parameter_groups(model: nn.Module, weight_decay: float, scheme: str) -> list
 
 
 @torch.no_grad()
-@torch.no_grad()
 def evaluate(model: nn.Module, batches, process: Process = Process()) -> dict:
     """Top-1 / top-5 accuracy (%) and the number of images, summed over all processes.
 
@@ -159,9 +160,98 @@ def _tensorboard(out: Path):
     return SummaryWriter(str(out / "tensorboard"))
 
 
+@dataclasses.dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint, so a resumed run continues exactly."""
+
+    epoch: int = 0            # epochs finished
+    batch: int = 0            # batches of the current epoch done
+    iteration: int = 0        # optimizer steps in all
+    best_top1: float = -1.0
+    history: list = dataclasses.field(default_factory=list)  # a metrics row per epoch
+    seen: int = 0             # training images of the current epoch so far
+    sums: torch.Tensor | None = None  # (loss sum, correct) of the current epoch, on the device
+
+    def partial(self) -> dict:
+        """The current epoch's running sums as numbers (reads the device)."""
+        loss_sum, correct = self.sums.tolist()
+        return {"seen": self.seen, "loss_sum": loss_sum, "correct": correct}
+
+    def epoch_metrics(self) -> dict:
+        """Mean training loss and top-1 of the epoch so far (reads the device)."""
+        partial, seen = self.partial(), max(self.seen, 1)
+        return {"train_loss": partial["loss_sum"] / seen,
+                "train_top1": 100.0 * partial["correct"] / seen}
+
+
+def _save(path: Path, model: nn.Module, optimizer, scheduler, config: RunConfig,
+          progress: Progress) -> None:
+    save_atomic({**model_state(model), "config": config.to_dict(),
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "epoch": progress.epoch, "batch": progress.batch,
+                 "iteration": progress.iteration, "best_top1": progress.best_top1,
+                 "history": progress.history, "partial": progress.partial(),
+                 "rng": torch.get_rng_state()}, path)
+
+
+def _restore(state: dict, model: nn.Module, optimizer, scheduler, device) -> Progress:
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    partial = state["partial"]
+    return Progress(state["epoch"], state["batch"], state["iteration"], state["best_top1"],
+                    state["history"], partial["seen"],
+                    torch.tensor([partial["loss_sum"], partial["correct"]], dtype=torch.float64,
+                                 device=device))
+
+
+def check_health(model: nn.Module, progress: Progress) -> None:
+    """Stop a run whose loss or formats went non-finite, before anything is saved: one
+    read of the device, made at logging points and checkpoints, not every step."""
+    if not math.isfinite(progress.sums[0].item()):
+        raise FloatingPointError(
+            f"the training loss is not finite at iteration {progress.iteration} (epoch "
+            f"{progress.epoch + 1}); the last checkpoint holds the run before it: lower "
+            "optim.lr or check the data")
+    check_finite_formats(model)
+
+
+def _epoch_bar(batches, epoch: int, epochs: int, start: int, show: bool):
+    return tqdm(batches.batches(epoch, start), total=len(batches), initial=start,
+                desc=f"epoch {epoch + 1}/{epochs}", disable=not show, leave=False,
+                dynamic_ncols=True)
+
+
+def _report_epoch(metrics: dict, model: nn.Module, config: RunConfig, out: Path, writer,
+                  history: list) -> None:
+    print(f"epoch {metrics['epoch']}: top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  "
+          f"train loss {metrics['train_loss']:.4f}", flush=True)
+    write_metrics(history, out / "metrics.csv")
+    if config.quant is not None:
+        write_fraclens(model, metrics["epoch"], out / "fraclens.csv")
+    if writer is not None:
+        for key in ("train_loss", "train_top1", "top1", "top5", "lr"):
+            writer.add_scalar(key, metrics[key], metrics["epoch"])
+
+
+def _network(model: nn.Module, process: Process, compile_model: bool) -> nn.Module:
+    """What the loop calls: the model, wrapped by DDP over several processes, compiled
+    with torch.compile when asked."""
+    net = model
+    if process.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[process.device.index] if process.device.type == "cuda" else None)
+    return torch.compile(net) if compile_model else net
+
+
 def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | None = None,
           progress: bool = True) -> TrainResult:
     """Run the training that ``config`` describes.
+
+    A step never waits on the host: the loss and accuracy sums stay on the device and are
+    read every ``run.log_every`` iterations, at checkpoints and at epoch ends, where a
+    non-finite loss or format stops the run before it is saved.
 
     Args:
         config: the validated run configuration.
@@ -185,8 +275,8 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
         config = config_from_dict(state["config"])
     torch.manual_seed(config.run.seed)
     model = make_model(config, None if resume else init).to(process.device)
-    train_batches = make_batches(config, True, process.rank, process.world)
-    test_batches = make_batches(config, False, process.rank, process.world)
+    train_batches = make_batches(config, True, process.rank, process.world, process.device)
+    test_batches = make_batches(config, False, process.rank, process.world, process.device)
     optim = config.optim
     lr = optim.lr * config.data.batch_size * process.world / 256
     optimizer = torch.optim.SGD(parameter_groups(model, optim.weight_decay, optim.weight_decay_on),
@@ -200,84 +290,67 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
     warmup = int(optim.warmup_epochs * per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda it: lr_factor(it, total, warmup, optim.schedule))
-    epoch, start, iteration, best, history = 0, 0, 0, -1.0, []
-    partial = {"seen": 0, "correct": 0, "loss_sum": 0.0}  # running sums of the current epoch
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        epoch, start, iteration = state["epoch"], state["batch"], state["iteration"]
-        best, history, partial = state["best_top1"], state["history"], state["partial"]
-        torch.set_rng_state(state["rng"])
+        run = _restore(state, model, optimizer, scheduler, process.device)
+    else:
+        run = Progress(sums=torch.zeros(2, dtype=torch.float64, device=process.device))
     if process.main:
         out.mkdir(parents=True, exist_ok=True)
-    net = model
-    if process.world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[process.device.index] if process.device.type == "cuda" else None)
+    net = _network(model, process, config.run.compile)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=optim.label_smoothing)
     writer = _tensorboard(out) if process.main else None
+    show = progress and process.main
 
-    def checkpoint(path: Path, epoch: int, batch: int) -> None:
+    def save(path: Path) -> None:
+        check_health(model, run)
         if process.main:
-            save_atomic({**model_state(model), "config": config.to_dict(),
-                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                         "epoch": epoch, "batch": batch, "iteration": iteration,
-                         "best_top1": best, "history": history, "partial": dict(partial),
-                         "rng": torch.get_rng_state()}, path)
+            _save(path, model, optimizer, scheduler, config, run)
 
-    metrics = history[-1] if history else {}
-    while epoch < optim.epochs and iteration < total:
+    metrics = run.history[-1] if run.history else {}
+    while run.epoch < optim.epochs and run.iteration < total:
         net.train()
-        bar = tqdm(train_batches.batches(epoch, start), total=per_epoch, initial=start,
-                   desc=f"epoch {epoch + 1}/{optim.epochs}", disable=not (progress and process.main),
-                   leave=False, dynamic_ncols=True)
-        for batch, (x, y) in enumerate(bar, start=start):
-            x, y = x.to(process.device), y.to(process.device)
+        bar = _epoch_bar(train_batches, run.epoch, optim.epochs, run.batch, show)
+        for x, y in bar:
+            x, y = x.to(process.device, non_blocking=True), y.to(process.device, non_blocking=True)
             logits = net(x)
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            iteration += 1
-            partial["seen"] += len(y)
-            partial["correct"] += (logits.argmax(1) == y).sum().item()
-            partial["loss_sum"] += loss.item() * len(y)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.4f}")
-            if iteration % config.run.checkpoint_every == 0:
-                checkpoint(out / "last.pt", epoch, batch + 1)
-            if iteration >= total:
+            with torch.no_grad():  # running sums on the device: no host synchronisation
+                run.sums[0] += loss.detach() * len(y)
+                run.sums[1] += (logits.argmax(1) == y).sum()
+            run.iteration, run.batch, run.seen = run.iteration + 1, run.batch + 1, run.seen + len(y)
+            if run.iteration % config.run.log_every == 0:
+                check_health(model, run)
+                shown = run.epoch_metrics()
+                bar.set_postfix(loss=f"{shown['train_loss']:.3f}",
+                                top1=f"{shown['train_top1']:.1f}",
+                                lr=f"{scheduler.get_last_lr()[0]:.4f}")
+            if run.iteration % config.run.checkpoint_every == 0:
+                save(out / "last.pt")
+            if run.iteration >= total:
                 break
         bar.close()
-        start = 0
-        epoch += 1
-        seen = max(partial["seen"], 1)
-        metrics = {"epoch": epoch, "iteration": iteration, "lr": scheduler.get_last_lr()[0],
-                   "train_loss": partial["loss_sum"] / seen,
-                   "train_top1": 100.0 * partial["correct"] / seen,
+        check_health(model, run)
+        metrics = {"epoch": run.epoch + 1, "iteration": run.iteration,
+                   "lr": scheduler.get_last_lr()[0], **run.epoch_metrics(),
                    **evaluate(net, test_batches, process)}
-        partial = {"seen": 0, "correct": 0, "loss_sum": 0.0}
-        history.append(metrics)
+        run.epoch, run.batch, run.seen = run.epoch + 1, 0, 0
+        run.sums.zero_()
+        run.history.append(metrics)
         if process.main:
-            print(f"epoch {epoch}: top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  "
-                  f"train loss {metrics['train_loss']:.4f}", flush=True)
-            write_metrics(history, out / "metrics.csv")
-            if config.quant is not None:
-                write_fraclens(model, epoch, out / "fraclens.csv")
-            if writer is not None:
-                for key in ("train_loss", "train_top1", "top1", "top5", "lr"):
-                    writer.add_scalar(key, metrics[key], epoch)
-        if metrics["top1"] > best:
-            best = metrics["top1"]
-            checkpoint(out / "best.pt", epoch, 0)
-        checkpoint(out / "last.pt", epoch, 0)
+            _report_epoch(metrics, model, config, out, writer, run.history)
+        if metrics["top1"] > run.best_top1:
+            run.best_top1 = metrics["top1"]
+            save(out / "best.pt")
+        save(out / "last.pt")
     if writer is not None:
         writer.close()
     if process.world > 1:
         dist.barrier()
     return TrainResult(metrics, model)
-
 
 
 def _identity(config: dict) -> dict:

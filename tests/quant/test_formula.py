@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from f8lab.quant import coefficient, fraclen_from_stat, tensor_stat
+from f8lab.quant import choose_fraclen, coefficient, fraclen_from_stat, tensor_stat
 from f8lab.quant.formats import MAX_WORD_LENGTH, MIN_WORD_LENGTH
 from f8lab.quant.formula import METRICS
 
@@ -91,7 +91,7 @@ def test_unsigned_std_is_of_the_tensor_before_relu():
     (lambda: fraclen_from_stat(torch.tensor([1.0, float("inf")])), ValueError, "non-finite"),
     (lambda: fraclen_from_stat(1.0, metric="max"), ValueError, "choose one of std, mean, rms"),
     (lambda: fraclen_from_stat(1.0, wl=20), ValueError, "word length 20"),
-    (lambda: tensor_stat(torch.tensor([1.0, float("nan")])), ValueError, "NaN or Inf"),
+    (lambda: choose_fraclen(torch.tensor([1.0, float("nan")])), ValueError, "NaN or Inf"),
     (lambda: coefficient(8, source="paper"), ValueError, "published, derived"),
 ])
 def test_bad_input(call, error, message):
