@@ -101,15 +101,17 @@ class ActQuant(nn.Module):
         return torch.clamp(u, -top if self.signed else torch.zeros_like(top), top)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
+        # buffers get new tensors, never in-place updates: a compiled step's backward may
+        # read the values of this pass after the graph has written the next ones
         fl = self.ema.value()
-        self.pass_fraclen.copy_(fl)
+        self.pass_fraclen = fl
         if self.training and self.tracked:
             choice = select_fraclen(u, self.wl, self.signed, self.config.fraclen,
                                     source=self.config.coefficients)
-            self.finite.logical_and_(choice.finite)
+            self.finite = self.finite & choice.finite
             self.ema.update(choice.fraclen)
             fl = choice.fraclen
-        self.quant_fraclen.copy_(fl)
+        self.quant_fraclen = fl
         return self._quantize(u, fl)
 
     def extra_repr(self) -> str:

@@ -72,11 +72,12 @@ def batch_statistics(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor,
                           count: int) -> None:
-    """BatchNorm's own update: unbiased variance, momentum or cumulative average."""
-    bn.num_batches_tracked += 1
+    """BatchNorm's own update: unbiased variance, momentum or cumulative average. New
+    tensors, not in-place updates (see ActQuant.forward): the running fold reads them."""
+    bn.num_batches_tracked = bn.num_batches_tracked + 1
     momentum = bn.momentum if bn.momentum is not None else 1.0 / bn.num_batches_tracked
-    bn.running_mean.lerp_(mean, momentum)
-    bn.running_var.lerp_(var * count / max(count - 1, 1), momentum)
+    bn.running_mean = torch.lerp(bn.running_mean, mean, momentum)
+    bn.running_var = torch.lerp(bn.running_var, var * count / max(count - 1, 1), momentum)
 
 
 class FixConv2d(nn.Conv2d):

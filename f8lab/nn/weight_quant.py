@@ -33,9 +33,10 @@ class WeightQuant(nn.Module):
         else:
             choice = select_fraclen(weight, self.wl, True, self.config.fraclen, self.dim,
                                     self.config.coefficients)
-            self.finite.logical_and_(choice.finite)
             fl = choice.fraclen
-            self.fraclen.copy_(fl)
+            # new tensors, not in-place updates (see ActQuant.forward)
+            self.finite = self.finite & choice.finite
+            self.fraclen = fl.detach().to(torch.long)
         if self.dim is not None:  # (C,) -> (C, 1, ...): one FL per output channel
             fl = fl.view(-1, *[1] * (weight.dim() - 1))
         return quantize_on_grid(weight, fl, *int_range(self.wl, signed=True))

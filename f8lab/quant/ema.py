@@ -35,8 +35,9 @@ class FraclenEMA(nn.Module):
     def update(self, batch_fraclen: int | torch.Tensor) -> None:
         """Move the running value towards this batch's fractional length (an int, or a
         0-dim tensor on the buffer's device: no host synchronisation)."""
-        self.fraclen.mul_(1.0 - self.momentum).add_(self.momentum * batch_fraclen)
-        self.updates += 1
+        # new tensors, not in-place updates: a compiled step may still need the old values
+        self.fraclen = self.fraclen * (1.0 - self.momentum) + self.momentum * batch_fraclen
+        self.updates = self.updates + 1
 
     def value(self) -> torch.Tensor:
         """The evaluation format as a 0-dim float tensor on the buffer's device:

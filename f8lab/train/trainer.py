@@ -239,10 +239,18 @@ def _network(model: nn.Module, process: Process, compile_model: bool) -> nn.Modu
     """What the loop calls: the model, wrapped by DDP over several processes, compiled
     with torch.compile when asked."""
     net = model
-    if process.world > 1:
+    if process.world > 1:  # buffers get new tensors each step: DDP cannot follow them
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[process.device.index] if process.device.type == "cuda" else None)
+            model, device_ids=[process.device.index] if process.device.type == "cuda" else None,
+            broadcast_buffers=False)
     return torch.compile(net) if compile_model else net
+
+
+def sync_buffers(model: nn.Module, process: Process) -> None:
+    """Give every process rank 0's running statistics and formats (before evaluating)."""
+    if process.world > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, 0)
 
 
 def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | None = None,
@@ -334,6 +342,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
                 break
         bar.close()
         check_health(model, run)
+        sync_buffers(model, process)
         metrics = {"epoch": run.epoch + 1, "iteration": run.iteration,
                    "lr": scheduler.get_last_lr()[0], **run.epoch_metrics(),
                    **evaluate(net, test_batches, process)}
