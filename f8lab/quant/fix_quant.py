@@ -24,8 +24,8 @@ class _FixQuant(torch.autograd.Function):
     def forward(ctx, x, up, down, qmin: int, qmax: int):
         q = torch.mul(x, up).round_()  # exact scaling, then round half to even
         clamped = q.clamp(qmin, qmax)
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(clamped == q)  # bool mask, True inside the range (ends included)
+        # always saved: a compiled graph may not see ctx.needs_input_grad as eager does
+        ctx.save_for_backward(clamped == q)  # bool mask, True inside the range (ends included)
         return clamped.mul_(down)
 
     @staticmethod
@@ -61,7 +61,7 @@ def fix_quant(
     qmin, qmax = int_range(wl, signed)
     fl = check_fraclen(fl, wl, signed)
     if not isinstance(fl, torch.Tensor):
-        return _FixQuant.apply(x, 2.0**fl, 2.0**-fl, qmin, qmax)
+        return _quantize(x, 2.0**fl, 2.0**-fl, qmin, qmax)
     fl = fl.to(device=x.device, dtype=x.dtype)
     if dim is None:
         if fl.numel() != 1:
@@ -86,4 +86,12 @@ def quantize_on_grid(x: torch.Tensor, fl: torch.Tensor, qmin: int, qmax: int) ->
     valid fractional lengths: the layers' path, with no checks and so no host
     synchronisation. A NaN ``fl`` (from a tensor holding NaN or Inf) gives NaN values.
     ``exp2`` of an integer-valued float is an exact power of two."""
-    return _FixQuant.apply(x, torch.exp2(fl), torch.exp2(-fl), qmin, qmax)
+    return _quantize(x, torch.exp2(fl), torch.exp2(-fl), qmin, qmax)
+
+
+def _quantize(x: torch.Tensor, up, down, qmin: int, qmax: int) -> torch.Tensor:
+    """With the straight-through gradient where one is needed; plain operations (no
+    mask) where none is (evaluation, integer export)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _FixQuant.apply(x, up, down, qmin, qmax)
+    return torch.mul(x, up).round_().clamp_(qmin, qmax).mul_(down)

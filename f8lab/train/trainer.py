@@ -2,7 +2,8 @@
 process or several (torchrun / DistributedDataParallel).
 
 Writes ``OUT/last.pt`` (every ``run.checkpoint_every`` iterations and every epoch),
-``OUT/best.pt`` (best top-1), ``OUT/metrics.csv`` (a row per epoch), for a fixed-point model
+``OUT/best.pt`` (best top-1), ``OUT/metrics.csv`` (a row per epoch, with the seconds its
+training steps took), for a fixed-point model
 ``OUT/fraclens.csv`` (every quantized tensor's FL after each epoch) and, if TensorBoard is
 installed, ``OUT/tensorboard/``. ``resume=True`` continues a killed run exactly: the same
 next batch, optimizer and schedule state, FL buffers and random state.
@@ -15,6 +16,7 @@ import dataclasses
 import io
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,8 @@ from f8lab.train.config import RunConfig, config_from_dict
 from f8lab.train.data import make_batches
 from f8lab.train.schedule import lr_factor
 
-METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_top1", "top1", "top5", "n"]
+METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_top1", "top1", "top5", "n",
+                 "train_seconds"]
 
 
 @dataclasses.dataclass
@@ -317,6 +320,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
     metrics = run.history[-1] if run.history else {}
     while run.epoch < optim.epochs and run.iteration < total:
         net.train()
+        started = time.perf_counter()
         bar = _epoch_bar(train_batches, run.epoch, optim.epochs, run.batch, show)
         for x, y in bar:
             x, y = x.to(process.device, non_blocking=True), y.to(process.device, non_blocking=True)
@@ -341,11 +345,12 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
             if run.iteration >= total:
                 break
         bar.close()
-        check_health(model, run)
+        check_health(model, run)  # reads the device: the epoch's steps are done
+        seconds = time.perf_counter() - started
         sync_buffers(model, process)
         metrics = {"epoch": run.epoch + 1, "iteration": run.iteration,
                    "lr": scheduler.get_last_lr()[0], **run.epoch_metrics(),
-                   **evaluate(net, test_batches, process)}
+                   **evaluate(net, test_batches, process), "train_seconds": round(seconds, 3)}
         run.epoch, run.batch, run.seen = run.epoch + 1, 0, 0
         run.sums.zero_()
         run.history.append(metrics)
