@@ -77,13 +77,23 @@ def contenders(float_model: nn.Module, compile_models: bool) -> dict[str, tuple[
 
 def time_steps(rows: dict[str, tuple[nn.Module, bool]], images: torch.Tensor,
                labels: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median step time in ms of each row, the rows taking turns step by step."""
+    """Median step time in ms of each row, the rows taking turns step by step; a compiled
+    row whose compilation fails is reported and dropped from ``rows``."""
     steps = {}
-    for name, (model, compiled) in rows.items():
-        steps[name] = make_step(model, images, labels, compiled)
+    for name, (model, compiled) in list(rows.items()):
+        step = make_step(model, images, labels, compiled)
         start = time.perf_counter()
-        for _ in range(3):  # compiles the compiled ones, warms up the rest
-            steps[name]()
+        try:
+            for _ in range(3):  # compiles the compiled ones, warms up the rest
+                step()
+        except Exception as error:  # a compiler failure costs its row, not the run
+            if not compiled:
+                raise
+            print(f"  {name}: compilation failed ({type(error).__name__}: "
+                  f"{str(error).splitlines()[0][:200]}); row dropped", flush=True)
+            del rows[name]
+            continue
+        steps[name] = step
         print(f"  warm-up of {name}: {time.perf_counter() - start:.1f} s", flush=True)
     times = {name: [] for name in steps}
     for _ in range(repeats):

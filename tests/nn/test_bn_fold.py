@@ -1,12 +1,10 @@
-"""Both BN folds in training: the batch statistics' gradient, the one-convolution fold
-against BatchNorm, and the same evaluation layer for both."""
+"""Both BN folds: the batch statistics and their gradient, the same evaluation layer for
+both, gradients everywhere with the one-convolution fold (its match with BatchNorm is in
+test_layers.py)."""
 
-import pytest
 import torch
-from torch import nn
 
 from f8lab.models import build_model, from_float
-from f8lab.nn import LayerKit
 from f8lab.nn.conv import batch_statistics
 from f8lab.quant import QuantConfig
 
@@ -20,31 +18,6 @@ def test_batch_statistics_and_their_gradient_match_var_mean():
     torch.testing.assert_close(var, ref_var)
     torch.autograd.gradcheck(lambda t: batch_statistics(t)[1] * 3 + batch_statistics(t)[0], (y,))
     torch.autograd.gradcheck(lambda t: batch_statistics(t)[0], (y,))
-
-
-def wired_conv(config: QuantConfig, groups: int = 1):
-    kit = LayerKit(config)
-    conv, bn = kit.conv(4, 4, 3, groups=groups), kit.norm(4)
-    conv.attach(bn, kit.image_input(), None)
-    return conv, bn
-
-
-@pytest.mark.parametrize("groups", [1, 4])
-def test_running_fold_trains_like_batchnorm(groups):
-    """Without rounding, ``z·σ_run/σ_B + (β - γμ_B/σ_B)`` is batch normalisation exactly."""
-    torch.manual_seed(0)
-    conv, bn = wired_conv(QuantConfig(floating=True, clipping=False, bn_fold="running"), groups)
-    reference_conv = nn.Conv2d(4, 4, 3, padding=1, groups=groups, bias=False)
-    reference_conv.weight.data.copy_(conv.weight.data)
-    reference_bn = nn.BatchNorm2d(4)
-    for p in (bn.weight, bn.bias):
-        p.data.uniform_(0.5, 1.5)
-    bn.running_var.uniform_(0.5, 2.0)
-    reference_bn.load_state_dict(bn.state_dict())
-    x = torch.randn(8, 4, 6, 6)
-    torch.testing.assert_close(conv(x), reference_bn(reference_conv(x)), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(bn.running_mean, reference_bn.running_mean)
-    torch.testing.assert_close(bn.running_var, reference_bn.running_var)
 
 
 def test_the_two_folds_are_one_layer_in_evaluation():

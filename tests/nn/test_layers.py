@@ -45,15 +45,19 @@ def wired_conv(config: QuantConfig, groups: int = 1) -> tuple[FixConv2d, nn.Batc
     return conv, bn
 
 
+@pytest.mark.parametrize("bn_fold", ["batch", "running"])
 @pytest.mark.parametrize("groups", [1, 4])
-def test_training_folds_batch_statistics_like_batchnorm(groups):
+def test_training_folds_batch_statistics_like_batchnorm(groups, bn_fold):
+    """Without rounding, both folds are batch normalisation exactly: the running fold's
+    ``z·σ_run/σ_B + (β - γμ_B/σ_B)`` too."""
     torch.manual_seed(0)
-    conv, bn = wired_conv(QuantConfig(floating=True, clipping=False), groups)
+    conv, bn = wired_conv(QuantConfig(floating=True, clipping=False, bn_fold=bn_fold), groups)
     reference_conv = nn.Conv2d(4, 4, 3, padding=1, groups=groups, bias=False)
     reference_bn = nn.BatchNorm2d(4)
     reference_conv.weight.data.copy_(conv.weight.data)
     for p in (bn.weight, bn.bias):
         p.data.uniform_(0.5, 1.5)
+    bn.running_var.uniform_(0.5, 2.0)
     reference_bn.load_state_dict(bn.state_dict())
     x = torch.randn(8, 4, 6, 6)
     torch.testing.assert_close(conv(x), reference_bn(reference_conv(x)), rtol=1e-5, atol=1e-5)

@@ -10,7 +10,9 @@ import torch
 from f8lab.data import DataError
 from f8lab.models import build_model
 from f8lab.train import load_config, load_model, read_checkpoint, save_atomic, train, train_once
-from f8lab.train.data import make_batches, sample_test_images
+from f8lab.nn import check_finite_formats
+from f8lab.quant import QuantConfig
+from f8lab.train.data import TensorBatches, make_batches, sample_test_images
 from f8lab.train.schedule import lr_factor
 from f8lab.train.trainer import make_model, parameter_groups
 
@@ -154,3 +156,47 @@ def test_sample_test_images_gives_the_first_ones():
     batch_x, batch_y = next(iter(make_batches(config, False).batches(0)))
     assert images.shape == (8, 1, 28, 28) and torch.equal(images, batch_x[:8])
     assert torch.equal(labels, batch_y[:8])
+
+
+def test_device_augmentation_is_a_padded_crop_and_a_flip_per_image():
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    crops = torch.tensor([[0, 0, 0], [4, 4, 0], [2, 1, 1], [0, 4, 1], [3, 0, 0], [1, 2, 1]])
+    out = TensorBatches._augment(images, crops)
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
+    for image, (dy, dx, flip), got in zip(padded, crops.tolist(), out):
+        expected = image[:, dy:dy + 28, dx:dx + 28]
+        assert torch.equal(got, expected.flip(-1) if flip else expected)
+
+
+def test_a_run_repeats_exactly_and_an_epoch_plan_depends_on_seed_and_epoch(tmp_path):
+    config = tiny_config(tmp_path)
+    first = [x for x, _ in make_batches(config, True).batches(1)]
+    again = [x for x, _ in make_batches(config, True).batches(1)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    reseeded = tiny_config(tmp_path, ["run.seed=1"])
+    assert not torch.equal(first[0], next(make_batches(reseeded, True).batches(1))[0])
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    train(tiny_config(tmp_path, ["optim.epochs=1"]), tmp_path / "fp", progress=False)
+    fixed = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}",
+                                   "run.log_every=2", "run.checkpoint_every=100"])
+    good = train(fixed, tmp_path / "f8", progress=False).model.state_dict()
+    blown = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}",
+                                   "run.log_every=2", "optim.lr=1.0e+30"])
+    with pytest.raises(FloatingPointError, match="not finite|NaN or Inf"):
+        train(blown, tmp_path / "f8", resume=False, progress=False)
+    kept = read_checkpoint(tmp_path / "f8" / "last.pt")["model"]
+    assert all(torch.equal(v, good[k]) for k, v in kept.items())
+
+
+def test_non_finite_formats_name_the_quantizer():
+    model = build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1,
+                        width=0.125).train()
+    check_finite_formats(model)
+    x = torch.rand(4, 1, 28, 28)
+    x[0, 0, 0, 0] = float("nan")
+    model(x)
+    with pytest.raises(FloatingPointError,
+                       match=r"NaN or Inf values \(first: conv1.weight_quant, act1, "):
+        check_finite_formats(model)
