@@ -1,7 +1,7 @@
 """Interactive explorers (ipywidgets): move a slider, see the quantization grid and its error.
 
 ``quant_explorer`` puts any tensor of a model under any format; ``formula_explorer`` redraws
-the Monte Carlo study of METHOD.md §2 for any word length.
+the Monte Carlo study of docs/method.md §2 for any word length.
 """
 
 from __future__ import annotations

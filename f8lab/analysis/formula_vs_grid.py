@@ -1,6 +1,6 @@
 """The fractional-length formula against grid search on a model's tensors: do they pick the
 same FL, how much larger is the formula's error where they differ, and how much time each
-takes (METHOD.md §2; DESIGN.md's target: the same FL on >= 90% of the tensors, RMS error
+takes (docs/method.md §2; the kit's target: the same FL on >= 90% of the tensors, RMS error
 within 5% of grid search's on every one)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Monte Carlo study of the fractional-length formula (METHOD.md §2).
+"""Monte Carlo study of the fractional-length formula (docs/method.md §2).
 
 For ``x ~ N(0, σ²)`` (signed) or ``relu(x)`` (unsigned) the relative error
 ``E(σ, FL) = RMS(target - Q_FL(x)) / σ`` is U-shaped in σ for each FL; the optimal
@@ -19,7 +19,7 @@ import torch
 from f8lab.quant import fix_quant, fraclen_range, tensor_stat
 from f8lab.quant.formula import METRICS
 
-PAPER_SIGMAS = np.logspace(-3, 3, 1000)  # the σ grid of METHOD.md §2
+PAPER_SIGMAS = np.logspace(-3, 3, 1000)  # the σ grid of docs/method.md §2
 PAPER_SAMPLES = 10_000                   # samples per σ
 
 

@@ -1,6 +1,6 @@
 """The values a network quantizes: its weights (raw and BN-folded) and the inputs of its
 layers, gathered from a trained float model, with the statistics the formula reads and
-how close each tensor is to the Gaussian (or rectified Gaussian) that METHOD.md §2 assumes.
+how close each tensor is to the Gaussian (or rectified Gaussian) that docs/method.md §2 assumes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Integer-only layers: the steps an integerized F8Net model is made of (METHOD.md §6).
+"""Integer-only layers: the steps an integerized F8Net model is made of (docs/method.md §6).
 
 Values travel as ``Fixed(values, fraclen)``: integers and the fractional length they sit
 at (an int, or one per channel, shaped to broadcast). The carrier dtype is int64 (pure

@@ -1,6 +1,6 @@
 """integerize(model): the integer-only network that a trained fixed-point model stands for.
 
-Every layer of the fixed-point model is replaced by its integer step (METHOD.md §6): the
+Every layer of the fixed-point model is replaced by its integer step (docs/method.md §6): the
 image quantizer by ``IntInput``, each activation quantizer by ``IntRequantize``, each
 conv+BN by ``IntConv2d`` (int8 weights, int32 bias at FL_x + FL_w), the residual add by
 ``IntAdd``, max pooling by ``IntMaxPool2d`` and the classifier by ``IntLinear``. The

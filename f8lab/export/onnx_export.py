@@ -1,5 +1,5 @@
 """ONNX export: the integer model for onnxruntime's int8 kernels, as integer-valued floats,
-or the float model (METHOD.md §6).
+or the float model (docs/method.md §6).
 
 The architecture's own forward is run on symbols: every layer, instead of computing, adds
 its ONNX nodes, so every model f8lab builds exports. Formats:

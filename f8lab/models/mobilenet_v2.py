@@ -1,7 +1,7 @@
 """MobileNet V2, float or fixed point, with torchvision's parameter names.
 
 Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks". Fixed point
-(METHOD.md §3, §5): ReLU6 becomes an unsigned quantizer whose learned clip replaces the
+(docs/method.md §3, §5): ReLU6 becomes an unsigned quantizer whose learned clip replaces the
 cap of 6 (kept as an explicit cap when clipping is off); block outputs are linear, so the
 next block reads them with a signed quantizer; identity blocks share the clipping level.
 """

@@ -1,7 +1,7 @@
 """ResNet-18 and ResNet-50 (v1.5: the stride sits on the 3x3 conv), float or fixed point.
 
 He et al., "Deep Residual Learning for Image Recognition"; torchvision's parameter names.
-Fixed point (METHOD.md §5): every ReLU becomes the unsigned quantizer of the tensor it
+Fixed point (docs/method.md §5): every ReLU becomes the unsigned quantizer of the tensor it
 produces, and an identity block's output quantizer shares its input's clipping level.
 """
 

@@ -1,4 +1,4 @@
-"""ActQuant: the quantizer of one activation tensor, with PACT scaling (METHOD.md §3-§5).
+"""ActQuant: the quantizer of one activation tensor, with PACT scaling (docs/method.md §3-§5).
 
 The tensor that flows into an ActQuant is ``u = x / s`` with the fix scaling
 

@@ -1,4 +1,4 @@
-"""FixConv2d: convolution + BatchNorm folded, with PACT scaling (METHOD.md §4).
+"""FixConv2d: convolution + BatchNorm folded, with PACT scaling (docs/method.md §4).
 
     W~ = (γ / σ_B) · W · s_in / s_out        (per output channel; depthwise alike)
     b~ = (β - γ·μ_B / σ_B) / s_out

@@ -2,12 +2,12 @@
 
 The input is the quantized last feature map (N, C, H, W). It is summed over H·W (exact:
 integers times 2**-FL), and 1/(H·W) is folded into the weight before it is quantized,
-so the average pool is exact in integers for every architecture (METHOD.md §6):
+so the average pool is exact in integers for every architecture (docs/method.md §6):
 
     W~ = W · s_in / (s_out · H·W)        b~ = b / s_out        y = sum_hw(Q(u)) @ Q(W~).T + Q(b~)
 
 The classifier's output is the logits: s_out = 1. ``rescale_forward`` replaces W by
-``W / (sqrt(N_out) · std(W))`` (the "rescale forward" trick of METHOD.md §4).
+``W / (sqrt(N_out) · std(W))`` (the "rescale forward" trick of docs/method.md §4).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ class Add(nn.Module):
 
 
 class FixAdd(nn.Module):
-    """The fixed-point residual addition (METHOD.md §5).
+    """The fixed-point residual addition (docs/method.md §5).
 
     The branch arrives in the output tensor's units (its last conv folded ``1 / s_out``).
     A projection shortcut does too; an identity shortcut arrives in the block input's

@@ -9,7 +9,7 @@ from f8lab.quant import QuantConfig, int_range, quantize_on_grid, select_fraclen
 
 
 class WeightQuant(nn.Module):
-    """Signed quantizer of a layer's effective weight (METHOD.md §3).
+    """Signed quantizer of a layer's effective weight (docs/method.md §3).
 
     The fractional length is recomputed at every forward pass from the weight it
     quantizes (formula, grid search, or fixed), per layer or per output channel; the last

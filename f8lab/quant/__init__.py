@@ -1,5 +1,5 @@
 """Fixed-point arithmetic: quantizer, formats, the fractional-length formula, grid search,
-EMA tracking and integer requantization (METHOD.md §1-§3, §6)."""
+EMA tracking and integer requantization (docs/method.md §1-§3, §6)."""
 
 from f8lab.quant.choose import FRACLEN_METHODS, FraclenChoice, choose_fraclen, select_fraclen
 from f8lab.quant.config import QuantConfig

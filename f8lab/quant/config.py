@@ -13,7 +13,7 @@ BN_FOLDS = ("batch", "running")
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """Quantization settings (METHOD.md §3-§5). ``QuantConfig()`` is the paper's
+    """Quantization settings (docs/method.md §3-§5). ``QuantConfig()`` is the paper's
     conventional setting: weights [8, 7], inputs [8, 6], per layer, std formula, PACT
     clipping, EMA momentum 0.1."""
 

@@ -1,4 +1,4 @@
-"""EMA tracking of an activation's fractional length (METHOD.md §3).
+"""EMA tracking of an activation's fractional length (docs/method.md §3).
 
 Each quantized layer keeps a float buffer ``fraclen`` (initialised to 6 at 8 bit). In a
 training step the batch's own fractional length ``FL_b`` quantizes the batch and moves the

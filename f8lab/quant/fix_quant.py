@@ -1,4 +1,4 @@
-"""Fake fixed-point quantization ``Q_FL(x)`` with its straight-through gradient (METHOD.md §1).
+"""Fake fixed-point quantization ``Q_FL(x)`` with its straight-through gradient (docs/method.md §1).
 
     q = clamp(round_half_to_even(x * 2**fl), qmin, qmax)        Q_FL(x) = q * 2**-fl
 

@@ -1,7 +1,7 @@
 """Fixed-point formats: word length, fractional length and signedness, and their checks.
 
 A fixed-point number with word length ``wl`` and fractional length ``fl`` is an integer
-``q`` times ``2**-fl`` (METHOD.md §1). Signed formats use the symmetric range
+``q`` times ``2**-fl`` (docs/method.md §1). Signed formats use the symmetric range
 ``±(2**(wl-1) - 1)`` (for 8 bit, -128 is unused); unsigned formats use ``0 .. 2**wl - 1``.
 """
 

@@ -1,6 +1,6 @@
 """Grid search for the fractional length: try every valid FL, keep the smallest RMS error.
 
-The brute-force alternative to the formula (METHOD.md §2): ``wl + 1`` quantize passes
+The brute-force alternative to the formula (docs/method.md §2): ``wl + 1`` quantize passes
 instead of one reduction. The error of the unsigned quantizer is measured against
 ``relu(x)``, the function it implements.
 """

@@ -1,6 +1,6 @@
 """Integer requantization: shift an int32 accumulator to the next layer's format.
 
-METHOD.md §6. With ``n = acc_fl - out_fl``: for ``n > 0`` a right shift by ``n`` that
+docs/method.md §6. With ``n = acc_fl - out_fl``: for ``n > 0`` a right shift by ``n`` that
 rounds half to even, for ``n <= 0`` a left shift by ``-n``; then saturation to the
 output's integer range. The result equals ``clamp(round_half_even(acc / 2**n))`` exactly,
 with integer operations only.

@@ -7,7 +7,7 @@ synthetic) live on the training device as uint8 tensors and are augmented there,
 crops and flips drawn from ``(seed, epoch)``, so augmentations repeat too; ImageNet
 folders go through a DataLoader (same order; augmentations drawn anew after a resume).
 
-Input convention (METHOD.md §7): ``round(255 x) / 256``, i.e. uint8 pixels / 256, which
+Input convention (docs/method.md §7): ``round(255 x) / 256``, i.e. uint8 pixels / 256, which
 lies exactly on the unsigned FL-8 grid; or ImageNet mean/std normalisation.
 """
 

@@ -1,4 +1,4 @@
-"""The Monte Carlo study of METHOD.md §2 and the stored coefficient table."""
+"""The Monte Carlo study of docs/method.md §2 and the stored coefficient table."""
 
 import numpy as np
 import pytest

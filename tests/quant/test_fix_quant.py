@@ -10,7 +10,7 @@ from f8lab.quant import fix_quant, fraclen_range, int_range
 
 
 def reference(x: np.ndarray, wl: int, fl: int, signed: bool) -> np.ndarray:
-    """METHOD.md §1 in float64 numpy: np.rint rounds half to even."""
+    """docs/method.md §1 in float64 numpy: np.rint rounds half to even."""
     qmin, qmax = int_range(wl, signed)
     return np.clip(np.rint(x * 2.0**fl), qmin, qmax) * 2.0**-fl
 

@@ -58,7 +58,7 @@ def test_derived_coefficients_grow_about_twofold_per_bit():
 
 
 def test_derived_coefficients_match_method_reference_values():
-    # METHOD.md §2: signed C ≈ 12 at 6 bit and ≈ 3.8 at 4 bit; 8 bit about 38-40 and ~70
+    # docs/method.md §2: signed C ≈ 12 at 6 bit and ≈ 3.8 at 4 bit; 8 bit about 38-40 and ~70
     assert coefficient(6, True, "std") == pytest.approx(12, rel=0.05)
     assert coefficient(4, True, "std") == pytest.approx(3.8, rel=0.05)
     assert coefficient(8, True, "std", "derived") == pytest.approx(40, rel=0.05)
