@@ -151,10 +151,7 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
     reference = next(model.parameters())
     example_input = example_input.to(reference.device, reference.dtype)
     body = copy.deepcopy(model)
-    for module in body.modules():
-        if isinstance(module, ActQuant):
-            module.pass_fraclen.copy_(module.ema.value())
-    pool_sizes = _pool_size(body, example_input)
+    pool_sizes = _pool_size(body, example_input)  # an eval pass: it also sets each pass scale
     replacements = {}
     for name, module in body.named_modules():
         if isinstance(module, ActQuant):

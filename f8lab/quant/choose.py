@@ -12,7 +12,8 @@ from typing import NamedTuple
 import torch
 
 from f8lab.quant.formats import check_finite, fraclen_range
-from f8lab.quant.formula import METRICS, coefficient, formula_fraclen, fraclen_from_stat, tensor_stat
+from f8lab.quant.formula import (METRICS, check_choice, coefficient, formula_fraclen,
+                                 fraclen_from_stat, tensor_stat)
 from f8lab.quant.grid_search import fraclen_grid_search, grid_errors
 
 FRACLEN_METHODS = METRICS + ("grid",)
@@ -23,15 +24,6 @@ class FraclenChoice(NamedTuple):
 
     fraclen: torch.Tensor  # float, integer values: 0-dim, or one per slice along dim
     finite: torch.Tensor   # 0-dim bool: False when the tensor held NaN or Inf
-
-
-def check_method(method: str) -> str:
-    if method not in FRACLEN_METHODS:
-        raise ValueError(
-            f"unknown fractional-length method {method!r}; choose one of "
-            f"{', '.join(FRACLEN_METHODS)}"
-        )
-    return method
 
 
 def select_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: str = "std",
@@ -47,10 +39,10 @@ def select_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: st
     """
     lo, hi = fraclen_range(wl, signed)
     if method == "grid":
-        errors = grid_errors(x, wl, signed, dim)
-        best = errors.min(dim=0).values
-        return FraclenChoice((hi - errors.argmin(dim=0)).to(x.dtype), torch.isfinite(best).all())
-    stat = tensor_stat(x, check_method(method), signed, dim)
+        best = grid_errors(x, wl, signed, dim).min(dim=0)  # the first (finest) of equal errors
+        return FraclenChoice((hi - best.indices).to(x.dtype), torch.isfinite(best.values).all())
+    check_choice(method, FRACLEN_METHODS, "fractional-length method")
+    stat = tensor_stat(x, method, signed, dim)
     fraclen = formula_fraclen(stat, coefficient(wl, signed, method, source), lo, hi)
     return FraclenChoice(fraclen.to(x.dtype), torch.isfinite(stat).all())
 
@@ -75,7 +67,8 @@ def choose_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: st
     if method == "grid":
         fl = fraclen_grid_search(x, wl, signed, dim)
         return int(fl) if dim is None else fl
-    stat = tensor_stat(x, check_method(method), signed, dim)
+    check_choice(method, FRACLEN_METHODS, "fractional-length method")
+    stat = tensor_stat(x, method, signed, dim)
     if not torch.isfinite(stat).all():  # any NaN or Inf in x makes the statistic non-finite
         check_finite(x, "the tensor whose format is being chosen")
     if dim is None:  # one number: the formula in Python, no tensor round trips

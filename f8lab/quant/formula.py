@@ -44,7 +44,8 @@ def coefficient_table() -> dict:
     return _TABLE
 
 
-def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise naming them."""
     if value not in choices:
         raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
     return value
@@ -63,8 +64,8 @@ def coefficient(wl: int = 8, signed: bool = True, metric: str = "std",
             every word length.
     """
     wl = check_word_length(wl)
-    _check_choice(metric, METRICS, "metric")
-    _check_choice(source, COEFFICIENT_SOURCES, "coefficient source")
+    check_choice(metric, METRICS, "metric")
+    check_choice(source, COEFFICIENT_SOURCES, "coefficient source")
     table = coefficient_table()
     kind = "signed" if signed else "unsigned"
     if source == "published" and str(wl) in table["published"]:
@@ -83,7 +84,7 @@ def tensor_stat(x: torch.Tensor, metric: str = "std", signed: bool = True,
     Returns:
         A 0-dim tensor, or one value per slice along ``dim``.
     """
-    _check_choice(metric, METRICS, "metric")
+    check_choice(metric, METRICS, "metric")
     x = x.detach() if dim is None else channel_rows(x.detach(), dim)
     reduce = {} if dim is None else {"dim": 1}
     if metric == "std":
