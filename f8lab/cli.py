@@ -1,9 +1,13 @@
 """The ``f8lab`` command: train and evaluate (``python -m f8lab`` works too).
 
     f8lab train CONFIG [--profile quick|default|imagenet] [--set key=value ...] [--out DIR]
-                       [--init CHECKPOINT] [--resume]
+                       [--init CHECKPOINT] [--resume | --overwrite]
     f8lab eval CHECKPOINT|FILE.onnx [--mode float|fake|integer|onnx] [--profile ... --config ...]
     f8lab export CHECKPOINT --format onnx-int8|onnx-integer-float|onnx-float --out FILE
+
+Exit codes: 0 done; 2 bad input (a usage, config, data, checkpoint or output-folder
+error: ``error: ...`` names the file or key and the fix); 1 a run stopped because its
+loss or formats went non-finite; 130 interrupted (``--resume`` continues the run).
 """
 
 from __future__ import annotations
@@ -11,18 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
 import tempfile
+from pathlib import Path
 
 import torch
 
 from f8lab.data import DataError
 from f8lab.export import FORMATS, OnnxModel, export_onnx, integerize
 from f8lab.train import ConfigError, evaluate, load_config, read_checkpoint, train
-from f8lab.train.checkpoint import model_from_state
-from f8lab.train.config import PROFILES, config_from_dict
+from f8lab.train.checkpoint import CheckpointError, model_from_state
+from f8lab.train.config import PROFILES, RESUMABLE, config_from_dict
 from f8lab.train.data import make_batches
+from f8lab.train.run_folder import RunFolderError
+
+BAD_INPUT = (ConfigError, DataError, CheckpointError, RunFolderError, OSError, ValueError,
+             TypeError)
 
 EVAL_MODES = ("float", "fake", "integer", "onnx")
 
@@ -30,7 +37,7 @@ EVAL_MODES = ("float", "fake", "integer", "onnx")
 def _train(args: argparse.Namespace) -> None:
     config = load_config(args.config, args.profile, args.set)
     out = args.out or Path("results") / args.profile / Path(args.config).stem
-    result = train(config, out, resume=args.resume, init=args.init)
+    result = train(config, out, resume=args.resume, init=args.init, overwrite=args.overwrite)
     print(json.dumps({"out": str(out), **result.metrics}))
 
 
@@ -38,7 +45,7 @@ def _eval_config(args: argparse.Namespace, saved: dict):
     if args.profile is None:
         return config_from_dict(saved)
     if args.config is None:
-        raise SystemExit("error: --profile needs --config, the YAML file whose profile to use")
+        raise ValueError("--profile needs --config, the YAML file whose profile to use")
     return load_config(args.config, args.profile)
 
 
@@ -46,7 +53,7 @@ def _eval_onnx(args: argparse.Namespace) -> dict:
     if args.checkpoint.suffix == ".onnx":
         model = OnnxModel(args.checkpoint)
         if "config" not in model.metadata:
-            raise SystemExit(f"error: {args.checkpoint} records no run config: export it with "
+            raise ValueError(f"{args.checkpoint} records no run config: export it with "
                              "`f8lab export`")
         config = _eval_config(args, json.loads(model.metadata["config"]))
         return evaluate(model, make_batches(config, False))
@@ -67,7 +74,7 @@ def _eval(args: argparse.Namespace) -> None:
     mode = args.mode or ("fake" if fixed else "float")
     if (mode != "float") != fixed:
         kind = "fixed-point" if fixed else "float"
-        raise SystemExit(f"error: {args.checkpoint} is a {kind} checkpoint; --mode {mode} "
+        raise ValueError(f"{args.checkpoint} is a {kind} checkpoint; --mode {mode} "
                          f"needs a {'float' if fixed else 'fixed-point'} one")
     config = _eval_config(args, state["config"])
     model = model_from_state(state)
@@ -78,6 +85,9 @@ def _eval(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a folder; name the file to write, e.g. "
+                         f"{args.out / 'model.onnx'}")
     state = read_checkpoint(args.checkpoint)
     path = export_onnx(model_from_state(state), args.out, args.format,
                        metadata={"config": json.dumps(state["config"])})
@@ -85,7 +95,10 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="f8lab", description="F8Net fixed-point study kit.")
+    parser = argparse.ArgumentParser(
+        prog="f8lab", description="F8Net fixed-point study kit.",
+        epilog="exit codes: 0 done, 2 bad input (the message names the file or key and the "
+        "fix), 1 a run stopped on a non-finite loss or format, 130 interrupted")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("train", help="train a float or fixed-point model from a config",
                             description="Train from a YAML config; writes OUT/last.pt, "
@@ -98,7 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output folder (default: results/PROFILE/CONFIG)")
     p.add_argument("--init", help="float checkpoint (or torchvision:NAME) to start from; "
                    "overrides run.init")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in OUT from OUT/last.pt, with the run's config: "
+                       "only " + ", ".join(f"{s}.{k}" for s, k in sorted(RESUMABLE)) +
+                       " may change (epochs and max_iters only upward)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="delete the run OUT holds and train afresh (without --resume or "
+                       "--overwrite, a folder that holds a run is refused)")
     p.set_defaults(run=_train)
     p = commands.add_parser("eval", help="evaluate a checkpoint or an exported ONNX file; "
                             "prints JSON as its last line",
@@ -125,9 +145,16 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+    except BAD_INPUT as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except FloatingPointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        resume = " (continue a run with --resume)" if args.command == "train" else ""
+        print(f"interrupted{resume}", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

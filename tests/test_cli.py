@@ -65,8 +65,9 @@ def test_eval_mode_must_fit_the_checkpoint(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(CONFIG)
     main(["train", str(config), "--out", str(tmp_path / "fp")])
-    with pytest.raises(SystemExit, match="float checkpoint; --mode fake needs a fixed-point one"):
-        main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "fake"])
-    with pytest.raises(SystemExit, match="float checkpoint; --mode integer needs a fixed-point one"):
-        main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "integer"])
+    for mode in ("fake", "integer"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", mode])
+        assert exit_info.value.code == 2
+        assert f"float checkpoint; --mode {mode} needs a fixed-point one" in capsys.readouterr().err
     main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "onnx"])  # the float network

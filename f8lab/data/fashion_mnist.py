@@ -5,12 +5,16 @@ them: ``root/FashionMNIST/raw/*-idx?-ubyte``, decompressed. Sources, in order: D
 package ``dataset-fashion-mnist`` (installed with apt-get when running as root), the folder
 it installs, then torchvision's downloader (needs internet). Every file is checked for its
 size, idx header and MD5 of the decompressed bytes; a bad file is deleted, never used.
+Loading checks again: a file whose size or modification time differs from the last
+verified one (recorded in ``raw/.verified.json``) is hashed anew, and a damaged one is
+refused before any of its values is read.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +28,7 @@ from f8lab.data.paths import DataError, default_data_root
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 SCRIPT = "data_scripts/get_fashion_mnist.py"
+STAMP = ".verified.json"  # in the raw folder: {name: [size, mtime_ns]} of verified files
 
 
 @dataclass(frozen=True)
@@ -132,13 +137,52 @@ def install(root: Path | None = None, debian_dir: Path = DEBIAN_DIR, use_apt: bo
     return root
 
 
-def fashion_mnist(train: bool = True, root: Path | None = None, transform=None) -> FashionMNIST:
-    """The Fashion-MNIST training (60,000) or test (10,000) split, without downloading."""
-    root = Path(root or default_data_root())
-    missing = [spec.name for spec in FILES if not (raw_folder(root) / spec.name).is_file()]
+def _signature(path: Path) -> list[int]:
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns]
+
+
+def check_before_loading(root: Path, names: list[str]) -> None:
+    """Refuse a missing or damaged file among ``names`` before anything reads it.
+
+    A file is hashed when its size or modification time differs from the one recorded
+    when it was last verified; the record is rewritten when it can be (a read-only
+    folder is verified on every load).
+    """
+    folder = raw_folder(root)
+    specs = {spec.name: spec for spec in FILES}
+    missing = [name for name in names if not (folder / name).is_file()]
     if missing:
         raise DataError(
-            f"Fashion-MNIST is not in {raw_folder(root)} (missing {', '.join(missing)}); "
+            f"Fashion-MNIST is not in {folder} (missing {', '.join(missing)}); "
             f"run `python {SCRIPT} --root {root}` (or set F8LAB_DATA)"
         )
+    try:
+        verified = json.loads((folder / STAMP).read_text())
+    except (OSError, ValueError):
+        verified = {}
+    stale = [name for name in names if verified.get(name) != _signature(folder / name)]
+    for name in stale:
+        path = folder / name
+        try:
+            check_idx_bytes(path.read_bytes(), specs[name], str(path))
+        except DataError as error:
+            raise DataError(f"{error}; not used: run `python {SCRIPT} --root {root}` to "
+                            "replace it") from None
+        verified[name] = _signature(path)
+    if stale:
+        try:
+            tmp = folder / f"{STAMP}.tmp"
+            tmp.write_text(json.dumps(verified))
+            os.replace(tmp, folder / STAMP)
+        except OSError:
+            pass
+
+
+def fashion_mnist(train: bool = True, root: Path | None = None, transform=None) -> FashionMNIST:
+    """The Fashion-MNIST training (60,000) or test (10,000) split, without downloading;
+    its two files are verified first (``check_before_loading``)."""
+    root = Path(root or default_data_root())
+    split = FILES[:2] if train else FILES[2:]
+    check_before_loading(root, [spec.name for spec in split])
     return FashionMNIST(str(root), train=train, transform=transform, download=False)

@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from google.protobuf.message import DecodeError
 
 
 def saturating_int8_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -40,8 +41,15 @@ def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSe
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    model = Path(path).read_bytes()  # read once: for the metadata and for the session
-    props = {p.key: p.value for p in onnx.load_from_string(model).metadata_props}
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX file {path} does not exist")
+    model = path.read_bytes()  # read once: for the metadata and for the session
+    try:
+        props = {p.key: p.value for p in onnx.load_from_string(model).metadata_props}
+    except DecodeError:
+        raise ValueError(f"{path} is not an ONNX model (it does not decode); write one "
+                         "with `f8lab export`") from None
     if props.get("format") == "onnx-int8":
         options.add_session_config_entry("session.disable_quant_qdq", "1")
         if saturating_int8_cpu():

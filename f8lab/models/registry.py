@@ -46,8 +46,11 @@ def build_model(name: str, num_classes: int = 1000, quant: QuantConfig | None = 
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
     if stem not in STEMS:
         raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
-    if not width > 0:
-        raise ValueError(f"width multiplier must be positive, got {width}")
+    if not (isinstance(width, (int, float)) and 0 < width < float("inf")):
+        raise ValueError(f"width multiplier must be a positive number, got {width!r}")
+    for what, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what} must be a positive integer, got {value!r}")
     if quant is not None and not isinstance(quant, QuantConfig):
         raise TypeError(f"quant must be a QuantConfig or None, got {type(quant).__name__}")
     arch = dict(name=name, num_classes=num_classes, stem=stem, in_channels=in_channels, width=width)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from f8lab.quant.choose import FRACLEN_METHODS
@@ -57,5 +58,5 @@ class QuantConfig:
             )
         if not 0.0 < self.ema_momentum <= 1.0:
             raise ValueError(f"ema_momentum must be in (0, 1], got {self.ema_momentum}")
-        if not self.alpha_init > 0:
-            raise ValueError(f"alpha_init must be positive, got {self.alpha_init}")
+        if not 0 < self.alpha_init < math.inf:
+            raise ValueError(f"alpha_init must be a positive finite number, got {self.alpha_init}")

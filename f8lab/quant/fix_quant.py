@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from f8lab.quant.formats import check_fraclen, int_range
+from f8lab.quant.formats import check_exact_carrier, check_fraclen, int_range
 
 
 class _FixQuant(torch.autograd.Function):
@@ -44,7 +44,8 @@ def fix_quant(
     """Quantize ``x`` to the fixed-point grid ``2**-fl`` with ``wl`` bits (fake quantization).
 
     Args:
-        x: a floating-point tensor.
+        x: a floating-point tensor whose dtype holds the format's integers exactly
+            (float16: up to 12 bits signed, 11 unsigned; bfloat16: 9 and 8).
         wl: word length, 2..16.
         fl: fractional length: an int, a 0-dim tensor, or (with ``dim``) a tensor with
             one integer value per slice of ``x`` along ``dim``.
@@ -92,6 +93,7 @@ def quantize_on_grid(x: torch.Tensor, fl: torch.Tensor, qmin: int, qmax: int) ->
 def _quantize(x: torch.Tensor, up, down, qmin: int, qmax: int) -> torch.Tensor:
     """With the straight-through gradient where one is needed; plain operations (no
     mask) where none is (evaluation, integer export)."""
+    check_exact_carrier(x.dtype, qmin, qmax)
     if x.requires_grad and torch.is_grad_enabled():
         return _FixQuant.apply(x, up, down, qmin, qmax)
     return torch.mul(x, up).round_().clamp_(qmin, qmax).mul_(down)

@@ -35,6 +35,19 @@ def int_range(wl: int, signed: bool) -> tuple[int, int]:
     return 0, 2**wl - 1
 
 
+def check_exact_carrier(dtype: torch.dtype, qmin: int, qmax: int) -> None:
+    """Raise unless floating-point ``dtype`` holds every integer in ``qmin..qmax`` exactly
+    (float16 up to 2**11, bfloat16 up to 2**8): otherwise rounding to the grid could land
+    one step past the range. A check of the dtype alone, so it costs no synchronisation."""
+    exact = round(2 / torch.finfo(dtype).eps)  # 2**(mantissa bits + 1)
+    if max(qmax, -qmin) > exact:
+        raise TypeError(
+            f"{dtype} holds integers exactly only up to {exact}, and the format's range "
+            f"{qmin}..{qmax} goes past it; quantize a float32 copy (x.float()) or use a "
+            "shorter word length"
+        )
+
+
 def fraclen_range(wl: int, signed: bool) -> tuple[int, int]:
     """Valid fractional lengths ``(0, fl_max)``: signed 0..wl-1, unsigned 0..wl."""
     wl = check_word_length(wl)

@@ -39,12 +39,14 @@ def requantize(acc: torch.Tensor, acc_fl: int | torch.Tensor, out_fl: int | torc
         raise TypeError(f"fractional lengths must be integers, got {shift.dtype} values")
     shift = shift.long()
     wide = acc.long()  # int64: left shifts of int32 values cannot overflow
-    right = shift.clamp(min=0)
+    # int64 shifts are defined up to 63 bits; |wide| <= 2**63, so past 63 every value rounds to 0
+    right = shift.clamp(0, 63)
     floor = wide >> right
     remainder = wide - (floor << right)  # in [0, 2**right)
-    half = (torch.ones_like(right) << right) >> 1  # 2**(right-1), and 0 when right == 0
+    half = torch.where(right > 0, torch.ones_like(right) << (right - 1).clamp(min=0), 0)
     round_up = (remainder > half) | ((remainder == half) & (half > 0) & (floor & 1 == 1))
+    rounded = torch.where(shift > 63, 0, floor + round_up.long())
     # a left shift past 32 bits saturates any non-zero value, so 32 is as far as it needs to go
     left = (-shift).clamp(0, 32)
-    shifted = torch.where(shift > 0, floor + round_up.long(), wide << left)
+    shifted = torch.where(shift > 0, rounded, wide << left)
     return shifted.clamp(qmin, qmax).to(torch.int32)

@@ -1,10 +1,17 @@
-"""Checkpoints: written atomically (temp file, fsync, rename), loaded back into models."""
+"""Checkpoints: written atomically (temp file, fsync, rename), loaded back into models.
+
+Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only,
+so a file that pickles other Python objects (which could run code) is refused.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -14,6 +21,10 @@ from f8lab.models import build_model
 from f8lab.quant import QuantConfig
 
 KIND = "f8lab-checkpoint"
+
+
+class CheckpointError(ValueError):
+    """A file is not a checkpoint f8lab can load; the message says why and what to do."""
 
 
 def save_atomic(state: dict, path: Path) -> None:
@@ -40,14 +51,37 @@ def model_state(model: nn.Module) -> dict:
             "model": model.state_dict()}
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Load an f8lab checkpoint, with a clear error for anything else."""
+def load_tensors(path: str | Path) -> object:
+    """``torch.load`` of tensors and plain containers, with a clear error for a missing,
+    damaged or unsafe file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"checkpoint {path} {what}")
+    try:
+        with warnings.catch_warnings():  # a foreign pickle's protocol: refused below anyway
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        unsafe = re.search(r"GLOBAL (\S+)", str(error))
+        if unsafe:
+            raise CheckpointError(
+                f"{path} refused: it pickles the Python object {unsafe.group(1)}, and loading "
+                "it could run code; f8lab loads tensors and plain containers only, as "
+                "`f8lab train` writes them") from None
+        raise CheckpointError(f"{path} is damaged or not a checkpoint (not a torch.save "
+                              "file of tensors)") from None
+    except (RuntimeError, EOFError, OSError) as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path} cannot be read ({first}): the file is truncated, "
+                              "damaged or not a checkpoint") from None
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load an f8lab checkpoint, with a clear error for anything else."""
+    state = load_tensors(path)
     if not isinstance(state, dict) or state.get("kind") != KIND:
-        raise ValueError(f"{path} is not an f8lab checkpoint (written by `f8lab train`)")
+        raise CheckpointError(f"{path} is not an f8lab checkpoint (written by `f8lab train`)")
     return state
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -95,8 +96,17 @@ CHOICES = {
     ("run", "device"): ("auto", "cpu", "cuda"),
 }
 POSITIVE = {("model", "width"), ("model", "num_classes"), ("model", "in_channels"),
-            ("data", "batch_size"), ("optim", "epochs"), ("run", "checkpoint_every"),
-            ("run", "log_every")}
+            ("data", "batch_size"), ("data", "train_limit"), ("data", "test_limit"),
+            ("optim", "lr"), ("optim", "epochs"), ("optim", "max_iters"),
+            ("run", "checkpoint_every"), ("run", "log_every")}
+NON_NEGATIVE = {("optim", "momentum"), ("optim", "weight_decay"), ("optim", "warmup_epochs"),
+                ("data", "workers"), ("run", "seed")}
+BELOW_ONE = {("optim", "label_smoothing")}  # in [0, 1)
+# what may differ between a run and its resumption (init: the weights come from last.pt);
+# epochs and max_iters may only grow
+RESUMABLE = {("optim", "epochs"), ("optim", "max_iters"), ("run", "init"),
+             ("run", "checkpoint_every"), ("run", "log_every"), ("run", "device"),
+             ("run", "compile"), ("data", "root"), ("data", "workers")}
 SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection,
             "quant": QuantConfig, "run": RunSection}
 
@@ -108,6 +118,8 @@ def _check_type(value, annotation, where: str):
         if option is type(None) and value is None:
             return value
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: must be a finite number, got {value!r}")
             return float(value)
         if option is int and isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -140,8 +152,12 @@ def _build_section(name: str, values: dict, source: str):
         choices = CHOICES.get((name, key))
         if choices and value not in choices:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
-        if (name, key) in POSITIVE and not value > 0:
+        if value is not None and (name, key) in POSITIVE and not value > 0:
             raise ConfigError(f"{where}: must be positive, got {value!r}")
+        if (name, key) in NON_NEGATIVE | BELOW_ONE and not value >= 0:
+            raise ConfigError(f"{where}: must be zero or positive, got {value!r}")
+        if (name, key) in BELOW_ONE and not value < 1:
+            raise ConfigError(f"{where}: must be below 1, got {value!r}")
         clean[key] = value
     try:
         return cls(**clean)
@@ -149,8 +165,15 @@ def _build_section(name: str, values: dict, source: str):
         raise ConfigError(f"{source}: {name}: {error}") from None
 
 
-def _parse_value(text: str):
-    return yaml.safe_load(text) if text != "" else None
+def _read_yaml(text: str, source: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise ConfigError(f"{source}: not valid YAML ({problem}{where}); quote values that "
+                          "hold ':', '{' or '['") from None
 
 
 def _apply(tree: dict, dotted: str, value, source: str) -> None:
@@ -175,10 +198,15 @@ def load_config(path: str | Path, profile: str = "default", overrides: list[str]
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {what}; give a YAML file such as "
+                          "configs/fashion_mnist/resnet18_fp.yaml")
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = _read_yaml(path.read_text(), str(path))
+    if raw is None:
+        raise ConfigError(f"{path} is empty: a config names at least its model and data "
+                          "(see configs/fashion_mnist/)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections")
     tree = copy.deepcopy({k: v for k, v in raw.items() if k != "profiles"})
@@ -195,7 +223,9 @@ def load_config(path: str | Path, profile: str = "default", overrides: list[str]
         dotted, sep, text = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: expected section.key=value")
-        _apply(tree, dotted.strip(), _parse_value(text.strip()), f"--set {item}")
+        text = text.strip()
+        value = _read_yaml(text, f"--set {item}") if text else None
+        _apply(tree, dotted.strip(), value, f"--set {item}")
     sections = {}
     for name in SECTIONS:
         values = tree.get(name)
@@ -213,3 +243,30 @@ def config_from_dict(tree: dict) -> RunConfig:
     return RunConfig(**{name: None if name == "quant" and values is None
                         else _build_section(name, values, "checkpoint")
                         for name, values in tree.items()})
+
+
+def resumed_config(saved: dict, given: RunConfig, where: str) -> RunConfig:
+    """The config a resumed run continues with: ``given``, when it differs from the
+    ``saved`` one only in what may change (``RESUMABLE``); else a ConfigError naming every
+    differing key."""
+    old, new = config_from_dict(saved).to_dict(), given.to_dict()
+    refused = []
+    for section in SECTIONS:
+        if (old[section] is None) != (new[section] is None):
+            refused.append(f"{section} {'null' if old[section] is None else 'set'} -> "
+                           f"{'null' if new[section] is None else 'set'}")
+            continue
+        for key, value in (old[section] or {}).items():
+            if new[section][key] == value:
+                continue
+            shrinks = key in ("epochs", "max_iters") and (new[section][key] or math.inf) < \
+                (value or math.inf)
+            if (section, key) not in RESUMABLE or shrinks:
+                refused.append(f"{section}.{key} {value!r} -> {new[section][key]!r}")
+    if refused:
+        allowed = ", ".join(f"{s}.{k}" for s, k in sorted(RESUMABLE))
+        raise ConfigError(
+            f"--resume: {where} was trained with another config ({'; '.join(refused)}). "
+            f"Resume with the run's config and profile (only {allowed} may change; epochs "
+            "and max_iters only upward), or start a new run with --overwrite or another --out")
+    return given

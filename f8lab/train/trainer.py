@@ -11,6 +11,7 @@ next batch, optimizer and schedule state, FL buffers and random state.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -27,8 +28,9 @@ from tqdm import tqdm
 
 from f8lab.models import build_model, describe, from_float, load_float_state_dict
 from f8lab.nn import check_finite_formats
-from f8lab.train.checkpoint import model_state, read_checkpoint, save_atomic
-from f8lab.train.config import RunConfig, config_from_dict
+from f8lab.train.checkpoint import load_tensors, model_state, read_checkpoint, save_atomic
+from f8lab.train.config import ConfigError, RunConfig, resumed_config
+from f8lab.train.run_folder import claim_run_folder
 from f8lab.train.data import make_batches
 from f8lab.train.schedule import lr_factor
 
@@ -59,6 +61,9 @@ class Process:
 
 def start_process(device: str = "auto") -> Process:
     """Join the process group when launched by torchrun (NCCL on GPUs, gloo on CPUs)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("run.device is cuda, but PyTorch sees no CUDA device here; set "
+                          "run.device: auto or cpu")
     cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -81,7 +86,7 @@ def float_weights(init: str) -> dict[str, torch.Tensor]:
         name = init.split(":", 1)[1]
         weights = torchvision.models.get_model_weights(name).DEFAULT  # downloads: needs internet
         return weights.get_state_dict(progress=True)
-    state = torch.load(init, map_location="cpu", weights_only=False)
+    state = load_tensors(init)
     if isinstance(state, dict) and state.get("kind") == "f8lab-checkpoint":
         if state["quant"] is not None:
             raise ValueError(f"{init} is a fixed-point checkpoint; initialise from a float one")
@@ -142,7 +147,7 @@ def write_metrics(rows: list[dict], path: Path) -> None:
     writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS)
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_suffix(".csv.tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(buffer.getvalue())
     os.replace(tmp, path)
 
@@ -256,46 +261,17 @@ def sync_buffers(model: nn.Module, process: Process) -> None:
             dist.broadcast(buffer, 0)
 
 
-def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | None = None,
-          progress: bool = True) -> TrainResult:
-    """Run the training that ``config`` describes.
-
-    A step never waits on the host: the loss and accuracy sums stay on the device and are
-    read every ``run.log_every`` iterations, at checkpoints and at epoch ends, where a
-    non-finite loss or format stops the run before it is saved.
-
-    Args:
-        config: the validated run configuration.
-        out: the output folder (checkpoints, metrics.csv).
-        resume: continue from ``out/last.pt`` exactly where it stopped.
-        init: float weights to start from; overrides ``config.run.init``.
-        progress: show tqdm progress bars (on the main process).
-
-    Returns:
-        The last epoch's metrics and the model.
-    """
-    out = Path(out)
-    process = start_process(config.run.device)
-    init = init if init is not None else config.run.init
-    state = None
-    if resume:
-        last = out / "last.pt"
-        if not last.is_file():
-            raise FileNotFoundError(f"--resume: no {last} to resume from")
-        state = read_checkpoint(last)
-        config = config_from_dict(state["config"])
+def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, init: str | None,
+         train_batches, test_batches, show: bool) -> TrainResult:
+    """The run itself, in a claimed output folder: the model (from ``init``, or from
+    ``state`` when resuming), the optimizer and the loop."""
     torch.manual_seed(config.run.seed)
-    model = make_model(config, None if resume else init).to(process.device)
-    train_batches = make_batches(config, True, process.rank, process.world, process.device)
-    test_batches = make_batches(config, False, process.rank, process.world, process.device)
+    model = make_model(config, init).to(process.device)
     optim = config.optim
     lr = optim.lr * config.data.batch_size * process.world / 256
-    optimizer = torch.optim.SGD(parameter_groups(model, optim.weight_decay, optim.weight_decay_on),
-                                lr=lr, momentum=optim.momentum, nesterov=optim.nesterov)
+    groups = parameter_groups(model, optim.weight_decay, optim.weight_decay_on)
+    optimizer = torch.optim.SGD(groups, lr=lr, momentum=optim.momentum, nesterov=optim.nesterov)
     per_epoch = len(train_batches)
-    if per_epoch == 0:
-        raise ValueError(f"no full batch of {config.data.batch_size} per process: lower "
-                         "data.batch_size or raise data.train_limit")
     total = per_epoch * optim.epochs if optim.max_iters is None else min(optim.max_iters,
                                                                        per_epoch * optim.epochs)
     warmup = int(optim.warmup_epochs * per_epoch)
@@ -305,12 +281,9 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
         run = _restore(state, model, optimizer, scheduler, process.device)
     else:
         run = Progress(sums=torch.zeros(2, dtype=torch.float64, device=process.device))
-    if process.main:
-        out.mkdir(parents=True, exist_ok=True)
     net = _network(model, process, config.run.compile)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=optim.label_smoothing)
     writer = _tensorboard(out) if process.main else None
-    show = progress and process.main
 
     def save(path: Path) -> None:
         check_health(model, run)
@@ -321,30 +294,32 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
     while run.epoch < optim.epochs and run.iteration < total:
         net.train()
         started = time.perf_counter()
-        bar = _epoch_bar(train_batches, run.epoch, optim.epochs, run.batch, show)
-        for x, y in bar:
-            x, y = x.to(process.device, non_blocking=True), y.to(process.device, non_blocking=True)
-            logits = net(x)
-            loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            with torch.no_grad():  # running sums on the device: no host synchronisation
-                run.sums[0] += loss.detach() * len(y)
-                run.sums[1] += (logits.argmax(1) == y).sum()
-            run.iteration, run.batch, run.seen = run.iteration + 1, run.batch + 1, run.seen + len(y)
-            if run.iteration % config.run.log_every == 0:
-                check_health(model, run)
-                shown = run.epoch_metrics()
-                bar.set_postfix(loss=f"{shown['train_loss']:.3f}",
-                                top1=f"{shown['train_top1']:.1f}",
-                                lr=f"{scheduler.get_last_lr()[0]:.4f}")
-            if run.iteration % config.run.checkpoint_every == 0:
-                save(out / "last.pt")
-            if run.iteration >= total:
-                break
-        bar.close()
+        # closed on an error too, so that the message is not printed after a half bar
+        with _epoch_bar(train_batches, run.epoch, optim.epochs, run.batch, show) as bar:
+            for x, y in bar:
+                x = x.to(process.device, non_blocking=True)
+                y = y.to(process.device, non_blocking=True)
+                logits = net(x)
+                loss = loss_fn(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                with torch.no_grad():  # running sums on the device: no host synchronisation
+                    run.sums[0] += loss.detach() * len(y)
+                    run.sums[1] += (logits.argmax(1) == y).sum()
+                run.iteration, run.batch = run.iteration + 1, run.batch + 1
+                run.seen += len(y)
+                if run.iteration % config.run.log_every == 0:
+                    check_health(model, run)
+                    shown = run.epoch_metrics()
+                    bar.set_postfix(loss=f"{shown['train_loss']:.3f}",
+                                    top1=f"{shown['train_top1']:.1f}",
+                                    lr=f"{scheduler.get_last_lr()[0]:.4g}")
+                if run.iteration % config.run.checkpoint_every == 0:
+                    save(out / "last.pt")
+                if run.iteration >= total:
+                    break
         check_health(model, run)  # reads the device: the epoch's steps are done
         seconds = time.perf_counter() - started
         sync_buffers(model, process)
@@ -367,6 +342,48 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
     return TrainResult(metrics, model)
 
 
+def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | None = None,
+          progress: bool = True, overwrite: bool = False) -> TrainResult:
+    """Run the training that ``config`` describes.
+
+    A step never waits on the host: the loss and accuracy sums stay on the device and are
+    read every ``run.log_every`` iterations, at checkpoints and at epoch ends, where a
+    non-finite loss or format stops the run before it is saved.
+
+    Args:
+        config: the validated run configuration.
+        out: the output folder (checkpoints, metrics.csv).
+        resume: continue from ``out/last.pt`` exactly where it stopped; ``config`` must be
+            the run's, apart from what ``RESUMABLE`` allows (more epochs, logging, device).
+        init: float weights to start from; overrides ``config.run.init``.
+        progress: show tqdm progress bars (on the main process).
+        overwrite: replace the run ``out`` holds; without it (or ``resume``) a folder that
+            holds a run is refused.
+
+    Returns:
+        The last epoch's metrics and the model.
+    """
+    out = Path(out)
+    process = start_process(config.run.device)
+    init = init if init is not None else config.run.init
+    state = None
+    if resume:
+        last = out / "last.pt"
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no {last} to resume from")
+        state = read_checkpoint(last)
+        config = resumed_config(state["config"], config, str(last))
+    train_batches = make_batches(config, True, process.rank, process.world, process.device)
+    test_batches = make_batches(config, False, process.rank, process.world, process.device)
+    if len(train_batches) == 0:
+        raise ValueError(f"no full batch of {config.data.batch_size} per process: lower "
+                         "data.batch_size or raise data.train_limit")
+    folder = claim_run_folder(out, resume, overwrite) if process.main else contextlib.nullcontext()
+    with folder:  # from here on the run may write to out
+        return _fit(config, out, process, state, None if resume else init, train_batches,
+                    test_batches, progress and process.main)
+
+
 def _identity(config: dict) -> dict:
     """What makes two runs the same: the config apart from where the weights came from
     (one checkpoint is named by different relative paths from different folders)."""
@@ -382,4 +399,4 @@ def train_once(config: RunConfig, out: str | Path, progress: bool = True) -> Tra
         if _identity(read_checkpoint(last)["config"]) == _identity(config.to_dict()):
             return train(config, out, resume=True, progress=progress)
         print(f"{out} holds a run of another config: training it again", flush=True)
-    return train(config, out, progress=progress)
+    return train(config, out, progress=progress, overwrite=True)

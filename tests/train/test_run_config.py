@@ -61,8 +61,8 @@ def test_profile_and_set_overrides(tmp_path):
     ("quant: {fraclen: max}\n", [], r"choose one of std, mean, rms, grid, fixed"),
     ("trainer: {}\n", [], r"unknown section 'trainer'"),
     ("profiles:\n  fast: {}\n", [], r"unknown profile 'fast'"),
-    ("", ["epochs=3"], r"'epochs' is not section.key"),
-    ("", ["optim.epochs"], r"expected section.key=value"),
+    ("model: {name: resnet18}\n", ["epochs=3"], r"'epochs' is not section.key"),
+    ("model: {name: resnet18}\n", ["optim.epochs"], r"expected section.key=value"),
 ])
 def test_bad_configs_name_key_file_and_choices(tmp_path, text, overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -177,17 +177,28 @@ def test_a_run_repeats_exactly_and_an_epoch_plan_depends_on_seed_and_epoch(tmp_p
     assert not torch.equal(first[0], next(make_batches(reseeded, True).batches(1))[0])
 
 
-def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path,
+                                                                           monkeypatch):
     train(tiny_config(tmp_path, ["optim.epochs=1"]), tmp_path / "fp", progress=False)
-    fixed = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}",
-                                   "run.log_every=2", "run.checkpoint_every=100"])
-    good = train(fixed, tmp_path / "f8", progress=False).model.state_dict()
-    blown = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}",
-                                   "run.log_every=2", "optim.lr=1.0e+30"])
-    with pytest.raises(FloatingPointError, match="not finite|NaN or Inf"):
-        train(blown, tmp_path / "f8", resume=False, progress=False)
-    kept = read_checkpoint(tmp_path / "f8" / "last.pt")["model"]
-    assert all(torch.equal(v, good[k]) for k, v in kept.items())
+    settings = ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}", "run.log_every=1",
+                "run.checkpoint_every=3", "optim.schedule=constant", "optim.warmup_epochs=0",
+                "optim.epochs=1"]
+    three = tiny_config(tmp_path, settings + ["optim.max_iters=3"])
+    good = train(three, tmp_path / "three", progress=False).model.state_dict()
+    loss, calls = torch.nn.CrossEntropyLoss.forward, []
+
+    def nan_at_step_5(self, logits, target):
+        calls.append(1)
+        return loss(self, logits, target) * (math.nan if len(calls) == 5 else 1.0)
+
+    monkeypatch.setattr(torch.nn.CrossEntropyLoss, "forward", nan_at_step_5)
+    with pytest.raises(FloatingPointError, match="not finite at iteration 5"):
+        train(tiny_config(tmp_path, settings), tmp_path / "f8", progress=False)
+    kept = read_checkpoint(tmp_path / "f8" / "last.pt")
+    assert kept["iteration"] == 3 and not (tmp_path / "f8" / "best.pt").exists()
+    # weight FLs are chosen anew by every forward, also by the evaluation after step 3
+    assert all(torch.equal(v, good[k]) for k, v in kept["model"].items()
+               if not k.endswith("weight_quant.fraclen"))
 
 
 def test_non_finite_formats_name_the_quantizer():
