@@ -120,17 +120,19 @@ def _q8_params(graph: Graph, fraclen, signed: bool) -> list[str]:
 
 def _int8_input(self: IntInput, graph: Graph, x: Sym) -> Sym:
     q = graph.op("QuantizeLinear", [x.name, *_q8_params(graph, self.fraclen, self.signed)], "input_q")
-    return _clip_q8(graph, Sym(q, self.fraclen, "q8", self.signed), None)
+    return _clip_q8(graph, Sym(q, self.fraclen, "q8", self.signed), self.wl, None)
 
 
-def _clip_q8(graph: Graph, x: Sym, cap: int | None) -> Sym:
-    """Keep signed values in ±(2**(wl-1) - 1) (the uint8 form reaches -128) and apply a cap."""
-    top = 127 if x.signed else 255
-    if not x.signed and (cap is None or cap >= top):
+def _clip_q8(graph: Graph, x: Sym, wl: int, cap: int | None) -> Sym:
+    """Saturate to the format's range, which uint8 is wider than: ±(2**(wl-1) - 1) signed
+    (the uint8 form reaches -128), 0..2**wl - 1 unsigned, and apply a cap."""
+    qmin, qmax = int_range(wl, x.signed)
+    if cap is not None:
+        qmax = min(qmax, cap)
+    if not x.signed and qmax >= 255:
         return x
     zero = _zero_point(x.signed)
-    low = graph.const(zero - 127 if x.signed else 0, np.uint8)
-    high = graph.const(zero + (top if cap is None else min(cap, top)), np.uint8)
+    low, high = graph.const(zero + qmin, np.uint8), graph.const(zero + qmax, np.uint8)
     return Sym(graph.op("Clip", [x.name, low, high], "clip"), x.fraclen, "q8", x.signed)
 
 
@@ -264,7 +266,7 @@ def _int8_requantize(self: IntRequantize, graph: Graph, x: Sym) -> Sym:
     else:
         params = _q8_params(graph, self.fraclen, self.signed)
         out = graph.op("QuantizeLinear", [_as_real(graph, x).name, *params], "q")
-    return _clip_q8(graph, Sym(out, self.fraclen, "q8", self.signed), self.cap)
+    return _clip_q8(graph, Sym(out, self.fraclen, "q8", self.signed), self.wl, self.cap)
 
 
 def _shortcut(self: IntAdd, b: Sym) -> Sym:
@@ -499,6 +501,9 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     else:
         if quant is None:
             raise ValueError(f"{format} needs a fixed-point model; a float model exports as onnx-float")
+        if format == "onnx-int8" and quant.bits > 8:
+            raise ValueError(f"onnx-int8 carries 8-bit tensors; a {quant.bits}-bit model exports "
+                             "as onnx-integer-float")
         integer = integerize(model, example_input)
         out = _trace(integer.body, format, graph)
         props["output_fraclen"] = str(integer.output_fraclen)

@@ -12,7 +12,7 @@ from f8lab.export.onnx_export import _float_model
 from f8lab.models import build_model
 from f8lab.quant import QuantConfig
 
-from test_integerize import calibrated, pixels, shifted_block_outputs
+from test_integerize import calibrated, pixels, shifted_block_outputs, trained_like
 
 NAMES = ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2"]
 
@@ -83,6 +83,20 @@ def test_int8_is_exact_with_per_channel_weights_and_signed_input(name, quant, tm
     x = pixels((5, 1, 28, 28)) - (0.5 if quant.signed_input else 0)
     out = OnnxModel(export_onnx(model, tmp_path / "m.onnx"))(x)
     assert torch.equal(out.to(torch.int64), integerize(model)(x).to(torch.int64))
+
+
+@pytest.mark.parametrize("bits", [4, 6, 8])
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per-tensor", "per-channel"])
+def test_int8_is_exact_at_every_word_length_on_trained_formats(bits, per_channel, tmp_path):
+    """Below 8 bits the uint8 carrier is wider than the format: saturation must be at the
+    format's limit, which trained formats reach (calibrated ones rarely do)."""
+    model = trained_like("resnet18", QuantConfig(bits=bits, per_channel=per_channel))
+    x = pixels((32, 1, 28, 28))
+    expected = integerize(model)(x).to(torch.int64)
+    assert len(set(map(tuple, expected.tolist()))) > 16  # the inputs give different logits
+    for format in ("onnx-int8", "onnx-integer-float"):
+        out = OnnxModel(export_onnx(model, tmp_path / f"{format}.onnx", format))(x)
+        assert torch.equal(out.to(torch.int64), expected), format
 
 
 @pytest.mark.parametrize("plain", [False, True], ids=["OnnxModel", "default-session"])
@@ -171,6 +185,8 @@ def test_bad_requests(tmp_path):
                                quant=calibrated("resnet18", "small").quant).eval()
     with pytest.raises(ValueError, match="never calibrated"):
         export_onnx(uncalibrated, tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="12-bit model exports as onnx-integer-float"):
+        export_onnx(calibrated("resnet18", "small", QuantConfig(bits=12)), tmp_path / "m.onnx")
 
 
 def test_a_cpu_without_vnni_is_named(tmp_path, monkeypatch):
