@@ -61,7 +61,7 @@ def _check(model: nn.Module) -> None:
                              "the model or run training-mode batches through it first")
         if isinstance(module, FixAdd) and module._identity_quant is not None:
             a, b = module._identity_quant, module._output_quant
-            if a.clipping and (a.master is not b.master or a.signed != b.signed):
+            if a.clipping and a.master is not b.master:
                 raise ValueError(f"{name}: the identity path's scales are not a power of two "
                                  "apart (clipping levels not shared): no exact integer form")
 

@@ -40,7 +40,7 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
         else:
             op = "depthwise conv" if module.groups > 1 else "conv"
             fl_out = module._output_quant.ema.rounded()
-        alpha = quant.master.alpha.abs().item() if quant.clipping else math.nan
+        alpha = quant.clip_level().item() if quant.clipping else math.nan
         rows.append(dict(layer=name, op=op, fl_in=fl_in, fl_w=_fraclens(fl_w),
                          fl_acc=_fraclens(fl_acc), fl_out=fl_out,
                          shift=_fraclens(fl_acc - fl_out), alpha=alpha))

@@ -34,7 +34,7 @@ def describe(model: nn.Module) -> pd.DataFrame:
         quant: ActQuant = module._input_quant
         if quant is None:
             raise RuntimeError(f"layer {name} is not wired")
-        alpha = quant.master.alpha.abs().item() if quant.clipping else math.nan
+        alpha = quant.clip_level().item() if quant.clipping else math.nan
         rows.append(dict(layer=name, tensor="input", wl=quant.wl, fl=quant.ema.rounded(),
                          signed=quant.signed, alpha=alpha,
                          master=names[quant.master] if quant.clipping else None,

@@ -57,9 +57,7 @@ class InvertedResidual(nn.Module):
         self.conv[-2].attach(self.conv[-1], quant, self.out_act)
         if self.use_res_connect:
             self.add.attach(input_quant, self.out_act)
-            # the first block may read an unsigned tensor (ReLU6) and write a signed one:
-            # their formats differ, so their scales cannot share a clipping level
-            if share and input_quant.signed == self.out_act.signed:
+            if share:  # also where an unsigned input (ReLU6) meets the signed output
                 self.out_act.share_alpha_with(input_quant)
         return self.out_act
 

@@ -8,7 +8,10 @@ and ``s * Q_FL(u)`` equals PACT(x; α): FL places the binary point, α sets the 
 layers that produce this tensor fold ``1 / s`` into their weights and biases; the layers
 that read it fold ``s`` back in. Each tensor has its own ActQuant and so its own private
 FL; tensors tied by an identity path share one α, owned by a master ActQuant, which keeps
-the ratio of their scales a power of two.
+the ratio of their scales a power of two. The scale divides by the master's number of
+levels, so this holds for tied tensors of different signedness too (an unsigned block
+input and a signed block output): there the follower clips at α times the ratio of the
+levels, 127/255 for a signed follower of an unsigned master at 8 bit.
 
 Modes: ``clipping=False`` sets s = 1 (pure fixed point); ``floating=True`` clamps like the
 quantizer but does not round (with clipping off as well: a plain ReLU, the float network).
@@ -55,12 +58,13 @@ class ActQuant(nn.Module):
         self.register_buffer("finite", torch.tensor(True), persistent=False)
 
     def share_alpha_with(self, master: ActQuant) -> None:
-        """Use ``master``'s α (clipping-level sharing); this quantizer keeps its own FL."""
+        """Use ``master``'s α (clipping-level sharing); this quantizer keeps its own FL and
+        signedness, and clips at ``clip_level()``."""
         master = master.master
         if master is self:
             return
-        if (master.wl, master.signed) != (self.wl, self.signed):
-            raise ValueError("tensors that share a clipping level must share their format")
+        if master.wl != self.wl:
+            raise ValueError("tensors that share a clipping level must share their word length")
         if self.alpha is not None:
             del self.alpha
             self.alpha = None
@@ -75,14 +79,20 @@ class ActQuant(nn.Module):
         """``2**(wl - signed) - 1``: 127 signed, 255 unsigned at 8 bit."""
         return 2 ** (self.wl - int(self.signed)) - 1
 
+    def clip_level(self) -> torch.Tensor:
+        """Where this tensor clips, in the float model's units: |α| of the master, times
+        ``levels / master's levels`` when the two differ in signedness."""
+        return self.master.alpha.abs() * self.levels() / self.master.levels()
+
     def scale(self, fraclen: torch.Tensor | None = None) -> torch.Tensor:
-        """The fix scaling ``s`` (1 without clipping) at ``fraclen``, by default the rounded
-        EMA buffer: what the layer producing this tensor folds in. A 0-dim tensor."""
+        """The fix scaling ``s = 2**FL * |α| / levels`` (1 without clipping; α and levels are
+        the master's) at ``fraclen``, by default the rounded EMA buffer: what the layer
+        producing this tensor folds in. A 0-dim tensor."""
         if not self.clipping:
             return torch.ones((), device=self.ema.fraclen.device)
         if fraclen is None:
             fraclen = self.ema.value()
-        return torch.exp2(fraclen) * self.master.alpha.abs() / self.levels()
+        return torch.exp2(fraclen) * self.master.alpha.abs() / self.master.levels()
 
     def pass_scale(self) -> torch.Tensor:
         """The scale of the tensor this quantizer produced in the current forward pass:

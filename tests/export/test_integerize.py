@@ -107,6 +107,22 @@ def test_bit_exact_on_fashion_mnist_images():
     assert_bit_exact(calibrated("resnet18", "small"), x)
 
 
+@pytest.mark.parametrize("width", [0.25, 0.35, 0.5, 0.75, 1.0])
+def test_mobilenet_v2_integerizes_at_every_width(width):
+    """At width 0.25 the first block has a residual (8 channels in and out); it reads an
+    unsigned tensor (ReLU6) and writes a signed one; their shared clipping level keeps
+    it exact."""
+    torch.manual_seed(0)
+    quant = QuantConfig()
+    float_model = build_model("mobilenet_v2", 10, stem="small", in_channels=1, width=width)
+    model = from_float(float_model.train(), quant).train()
+    assert model.features[1].use_res_connect == (width == 0.25)
+    with torch.no_grad():
+        for _ in range(2):
+            model(pixels(SHAPES["small"]))
+    assert_bit_exact(model.eval(), pixels(SHAPES["small"]), carrier=torch.float64)
+
+
 def test_refuses_uncalibrated_training_floating_and_unshared_models():
     model = build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1, width=0.25)
     with pytest.raises(ValueError, match="evaluation mode"):

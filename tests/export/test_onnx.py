@@ -9,7 +9,7 @@ import torch
 from f8lab.export import OnnxModel, export_onnx, integerize
 from f8lab.export.integer_ops import IntAdd, IntConv2d
 from f8lab.export.onnx_export import _float_model
-from f8lab.models import build_model
+from f8lab.models import build_model, from_float
 from f8lab.quant import QuantConfig
 
 from test_integerize import calibrated, pixels, shifted_block_outputs, trained_like
@@ -94,6 +94,25 @@ def test_int8_is_exact_at_every_word_length_on_trained_formats(bits, per_channel
     x = pixels((32, 1, 28, 28))
     expected = integerize(model)(x).to(torch.int64)
     assert len(set(map(tuple, expected.tolist()))) > 16  # the inputs give different logits
+    for format in ("onnx-int8", "onnx-integer-float"):
+        out = OnnxModel(export_onnx(model, tmp_path / f"{format}.onnx", format))(x)
+        assert torch.equal(out.to(torch.int64), expected), format
+
+
+@pytest.mark.parametrize("stem,width", [("small", 0.25), ("small", 0.35), ("imagenet", 0.25)])
+def test_mobilenet_v2_with_a_mixed_signedness_residual_exports_exactly(stem, width, tmp_path):
+    torch.manual_seed(0)
+    shape = (2, 1, 28, 28) if stem == "small" else (1, 3, 224, 224)
+    float_model = build_model("mobilenet_v2", 10, stem=stem, in_channels=shape[1], width=width)
+    model = from_float(float_model.train(), QuantConfig()).train()
+    with torch.no_grad():
+        model(pixels(shape))
+    model.eval()
+    x = pixels(shape)
+    expected = integerize(model)(x).to(torch.int64)
+    with torch.no_grad():
+        fake = model.double()(x.double())
+    assert torch.equal(expected.double() / 2**integerize(model).output_fraclen, fake)
     for format in ("onnx-int8", "onnx-integer-float"):
         out = OnnxModel(export_onnx(model, tmp_path / f"{format}.onnx", format))(x)
         assert torch.equal(out.to(torch.int64), expected), format

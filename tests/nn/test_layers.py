@@ -88,7 +88,22 @@ def test_unwired_layer_says_so():
         conv(torch.randn(1, 4, 5, 5))
 
 
-def test_sharing_needs_the_same_format():
-    signed, unsigned = ActQuant(QuantConfig(), signed=True), ActQuant(QuantConfig())
-    with pytest.raises(ValueError, match="share their format"):
-        signed.share_alpha_with(unsigned)
+def test_sharing_needs_the_same_word_length():
+    eight, six = ActQuant(QuantConfig(), signed=True), ActQuant(QuantConfig(bits=6))
+    with pytest.raises(ValueError, match="share their word length"):
+        eight.share_alpha_with(six)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_a_signed_follower_of_an_unsigned_master_keeps_power_of_two_scales(bits):
+    """Scales divide by the master's levels: tied tensors of either signedness stay a
+    power of two apart, and the follower clips at α times the ratio of the levels."""
+    unsigned, signed = ActQuant(QuantConfig(bits=bits)), ActQuant(QuantConfig(bits=bits), signed=True)
+    signed.share_alpha_with(unsigned)
+    unsigned.alpha.data.fill_(3.7)
+    for fl_in, fl_out in ((5, 5), (5, 3), (2, 6)):
+        ratio = unsigned.scale(torch.tensor(float(fl_in))) / signed.scale(torch.tensor(float(fl_out)))
+        assert ratio.item() == 2.0 ** (fl_in - fl_out)
+    levels_signed, levels_unsigned = 2 ** (bits - 1) - 1, 2**bits - 1
+    assert signed.clip_level().item() == pytest.approx(3.7 * levels_signed / levels_unsigned)
+    assert unsigned.clip_level().item() == pytest.approx(3.7)
