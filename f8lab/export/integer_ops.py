@@ -96,16 +96,25 @@ class IntAdd(nn.Module):
     """Residual addition: left-shift the addend with the smaller FL, add, saturate to int32;
     the sum keeps the larger FL.
 
-    ``shortcut_fraclen``: for an identity shortcut, the FL at which its integers count in
-    the sum's units. Its quantizer's scale is ``2**(FL_in - FL_out)`` times the sum's
-    (clipping levels shared), so its integers ``q`` stand for ``q * 2**-FL_out`` there.
+    ``shortcut_fraclen``: the FL at which the shortcut's integers count in the sum's units.
+    For an identity shortcut, its quantizer's scale is ``2**(FL_in - FL_out)`` times the
+    sum's (clipping levels shared), so its integers ``q`` stand for ``q * 2**-FL_out``
+    there. The 8-bit add (``residual="int8"``) first requantizes the branch with
+    ``branch`` (and a projection shortcut with ``shortcut``); ``branch_fraclen`` is where
+    the branch's 8-bit integers count in the sum's units.
     """
 
-    def __init__(self, shortcut_fraclen: int | None = None) -> None:
+    def __init__(self, shortcut_fraclen: int | None = None, branch_fraclen: int | None = None,
+                 branch: IntRequantize | None = None, shortcut: IntRequantize | None = None) -> None:
         super().__init__()
-        self.shortcut_fraclen = shortcut_fraclen
+        self.shortcut_fraclen, self.branch_fraclen = shortcut_fraclen, branch_fraclen
+        self.branch, self.shortcut = branch, shortcut
 
     def forward(self, a: Fixed, b: Fixed) -> Fixed:
+        if self.branch is not None:
+            a = Fixed(self.branch(a).values, self.branch_fraclen)
+        if self.shortcut is not None:
+            b = self.shortcut(b)
         if self.shortcut_fraclen is not None:
             b = Fixed(b.values, self.shortcut_fraclen)
         fa, fb = torch.as_tensor(a.fraclen), torch.as_tensor(b.fraclen)

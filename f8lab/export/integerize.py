@@ -116,16 +116,27 @@ def _linear_step(linear: FixLinear, pool_size: int) -> IntLinear:
     return IntLinear(q_w, q_b, w_fl, in_fl, pool_size)
 
 
-def _shortcut_fraclen(add: FixAdd) -> int | None:
-    """The FL of an identity shortcut's integers in the sum's units: ``FL_in`` minus the
-    exponent of the scale ratio ``s_in / s_out`` that the fake-quant addition applies."""
-    identity = add._identity_quant
-    if identity is None:
+def _aligned_fraclen(quant: ActQuant | None, add: FixAdd) -> int | None:
+    """The FL at which ``quant``'s integers count in the sum's units: its own FL minus the
+    exponent of the scale ratio ``s / s_out`` that the fake-quant addition applies."""
+    if quant is None:
         return None
-    exponent = torch.log2(identity.scale() / add._output_quant.scale()).item()
+    exponent = torch.log2(quant.scale() / add._output_quant.scale()).item()
     if exponent != round(exponent):  # _check refuses unshared levels; this guards the rest
-        raise ValueError(f"the identity path's scale ratio 2**{exponent} is not a power of two")
-    return identity.ema.rounded() - round(exponent)
+        raise ValueError(f"a residual term's scale ratio 2**{exponent} is not a power of two")
+    return quant.ema.rounded() - round(exponent)
+
+
+def _requantize_step(quant: ActQuant) -> IntRequantize:
+    cap = quant.max_value if not quant.clipping else None
+    return IntRequantize(quant.wl, quant.ema.rounded(), quant.signed, cap)
+
+
+def _add_step(add: FixAdd) -> IntAdd:
+    eight = {name: None if q is None else _requantize_step(q)
+             for name, q in (("branch", add.branch_quant), ("shortcut", add.shortcut_quant))}
+    shortcut = add._identity_quant if add._identity_quant is not None else add.shortcut_quant
+    return IntAdd(_aligned_fraclen(shortcut, add), _aligned_fraclen(add.branch_quant, add), **eight)
 
 
 def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
@@ -153,20 +164,21 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
     body = copy.deepcopy(model)
     pool_sizes = _pool_size(body, example_input)  # an eval pass: it also sets each pass scale
     replacements = {}
+    in_adds = {id(q) for m in body.modules() if isinstance(m, FixAdd) for q in m.children()}
     for name, module in body.named_modules():
+        if isinstance(module, ActQuant) and id(module) in in_adds:
+            continue  # the 8-bit add's quantizers: part of its IntAdd
         if isinstance(module, ActQuant):
-            fl = module.ema.rounded()
             if module is body.image:
-                replacements[name] = IntInput(module.wl, fl, module.signed, carrier)
+                replacements[name] = IntInput(module.wl, module.ema.rounded(), module.signed, carrier)
             else:
-                cap = module.max_value if not module.clipping else None
-                replacements[name] = IntRequantize(module.wl, fl, module.signed, cap)
+                replacements[name] = _requantize_step(module)
         elif isinstance(module, FixConv2d):
             replacements[name] = _conv_step(module)
         elif isinstance(module, FixLinear):
             replacements[name] = _linear_step(module, pool_sizes[module])
         elif isinstance(module, FixAdd):
-            replacements[name] = IntAdd(_shortcut_fraclen(module))
+            replacements[name] = _add_step(module)
         elif isinstance(module, nn.MaxPool2d):
             replacements[name] = IntMaxPool2d(module)
         elif isinstance(module, FoldedBatchNorm2d):

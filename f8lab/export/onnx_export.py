@@ -68,7 +68,8 @@ class Sym:
     """A tensor of the graph being built: its name, FL and form (``q8``: 8-bit integers,
     as uint8; ``real``: an accumulator's real value in float32; ``float``: integers in a
     float type; ``conv``: a convolution not emitted yet, ``pending`` = (layer, input,
-    None or the shortcut that joins its accumulator: (shortcut, taps, bias) from _join))."""
+    None or the shortcut that joins its accumulator: (shortcut, taps, bias) from _join);
+    ``add8``: an 8-bit add not emitted yet, ``pending`` = its two ``q8`` terms)."""
 
     name: str
     fraclen: int | np.ndarray = 0
@@ -251,6 +252,8 @@ def _qdq_conv(graph: Graph, conv: IntConv2d, x: Sym) -> Sym:
 
 
 def _as_real(graph: Graph, x: Sym) -> Sym:
+    if x.form == "add8":
+        return _real_sum(graph, *(_dequantize(graph, term) for term in x.pending))
     if x.form == "conv":
         conv, source, joined = x.pending
         acc = _qdq_conv(graph, conv, source)
@@ -263,6 +266,12 @@ def _as_real(graph: Graph, x: Sym) -> Sym:
 def _int8_requantize(self: IntRequantize, graph: Graph, x: Sym) -> Sym:
     if x.form == "conv":
         out = _qlinear_conv(graph, *x.pending, self.fraclen, self.signed)
+    elif x.form == "add8":  # onnxruntime's 8-bit add: round half to even of the exact sum
+        a, b = x.pending
+        out = graph.op("QLinearAdd", [a.name, *_q8_params(graph, a.fraclen, a.signed),
+                                      b.name, *_q8_params(graph, b.fraclen, b.signed),
+                                      *_q8_params(graph, self.fraclen, self.signed)],
+                       "qadd", domain="com.microsoft")
     else:
         params = _q8_params(graph, self.fraclen, self.signed)
         out = graph.op("QuantizeLinear", [_as_real(graph, x).name, *params], "q")
@@ -279,10 +288,24 @@ def _real_sum(graph: Graph, a: Sym, b: Sym) -> Sym:
     return Sym(graph.op("Add", [a.name, b.name], "sum"), fl, "real")
 
 
+def _eight_bit_terms(self: IntAdd, a: Sym, b: Sym) -> tuple[Sym, Sym]:
+    """The 8-bit add's terms (residual="int8"), requantized by the add's own steps (their
+    emitters add the nodes) and placed at the FLs they count at in the sum."""
+    a = replace(self.branch(a), fraclen=self.branch_fraclen)
+    if self.shortcut is not None:
+        b = self.shortcut(b)
+    return a, _shortcut(self, b)
+
+
 def _int8_add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
-    """The exact integer add: inside the branch's QLinearConv where the shortcut (identity
-    or projection) joins it cheaply, else in real units (both terms are multiples of
-    2**-FL_sum)."""
+    """The 8-bit add (residual="int8"): two 8-bit tensors, added by the QLinearAdd that the
+    next requantization emits. The exact integer add (residual="int32"): inside the
+    branch's QLinearConv where the shortcut (identity or projection) joins it cheaply,
+    else in real units (both terms are multiples of 2**-FL_sum)."""
+    if self.branch is not None:
+        a, b = _eight_bit_terms(self, a, b)
+        fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
+        return Sym("", fl, "add8", pending=(a, b))
     b = _shortcut(self, b)
     if a.form == "conv" and a.pending[2] is None and b.form in ("q8", "conv"):
         joined = _join(*a.pending[:2], b)
@@ -379,7 +402,7 @@ def _float_requantize(self: IntRequantize, graph: Graph, x: Sym) -> Sym:
 
 
 def _float_add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
-    b = _shortcut(self, b)
+    a, b = _eight_bit_terms(self, a, b) if self.branch is not None else (a, _shortcut(self, b))
     fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
     terms = []
     for term in (a, b):
@@ -518,8 +541,10 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     outputs = [helper.make_tensor_value_info("logits", out_type, ["batch", classes])]
     onnx_graph = helper.make_graph(graph.nodes, f"f8lab_{model.arch['name']}", inputs, outputs,
                                    graph.initializers)
-    onnx_model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                   producer_name="f8lab")
+    opsets = [helper.make_opsetid("", OPSET)]
+    if any(node.domain == "com.microsoft" for node in graph.nodes):
+        opsets.append(helper.make_opsetid("com.microsoft", 1))
+    onnx_model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="f8lab")
     onnx_model.ir_version = 8
     helper.set_model_props(onnx_model, {**props, **(metadata or {})})
     onnx_model.graph.doc_string = (f"f8lab {format} export of {model.arch['name']}: input 'input' "

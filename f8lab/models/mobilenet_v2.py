@@ -54,11 +54,13 @@ class InvertedResidual(nn.Module):
         quant = input_quant
         for stage in self.conv[:-2]:
             quant = wire_conv_bn_act(stage, quant)
-        self.conv[-2].attach(self.conv[-1], quant, self.out_act)
-        if self.use_res_connect:
-            self.add.attach(input_quant, self.out_act)
-            if share:  # also where an unsigned input (ReLU6) meets the signed output
-                self.out_act.share_alpha_with(input_quant)
+        if not self.use_res_connect:
+            self.conv[-2].attach(self.conv[-1], quant, self.out_act)
+            return self.out_act
+        self.conv[-2].attach(self.conv[-1], quant, self.add.branch_output(self.out_act))
+        if share:  # also where an unsigned input (ReLU6) meets the signed output
+            self.out_act.share_alpha_with(input_quant)
+        self.add.attach(input_quant, self.out_act)
         return self.out_act
 
 

@@ -26,7 +26,7 @@ class BasicBlock(nn.Module):
         self.conv2 = kit.conv(planes, planes, 3)
         self.bn2 = kit.norm(planes)
         self.downsample = downsample
-        self.add = kit.add()
+        self.add = kit.add(projection=downsample is not None)
         self.act_out = kit.act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +54,7 @@ class Bottleneck(nn.Module):
         self.conv3 = kit.conv(planes, planes * 4, 1)
         self.bn3 = kit.norm(planes * 4)
         self.downsample = downsample
-        self.add = kit.add()
+        self.add = kit.add(projection=downsample is not None)
         self.act_out = kit.act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,15 +73,16 @@ def wire_block(block: BasicBlock | Bottleneck, input_quant: ActQuant, share: boo
     """Wire a fixed-point residual block; returns the quantizer of its output."""
     quant = input_quant
     for conv, bn, act in block.body():
-        conv.attach(bn, quant, act)
+        conv.attach(bn, quant, block.add.branch_output(act) if act is block.act_out else act)
         quant = act
     if block.downsample is not None:
-        block.downsample[0].attach(block.downsample[1], input_quant, block.act_out)
+        block.downsample[0].attach(block.downsample[1], input_quant,
+                                   block.add.shortcut_output(block.act_out))
         block.add.attach(None, block.act_out)
     else:
-        block.add.attach(input_quant, block.act_out)
         if share:
             block.act_out.share_alpha_with(input_quant)
+        block.add.attach(input_quant, block.act_out)
     return block.act_out
 
 

@@ -58,8 +58,9 @@ class LayerKit:
         fraclen = min(5, self.quant.bits - 1) if signed else self.quant.bits
         return ActQuant(self.quant, signed=signed, fixed_fraclen=fraclen)
 
-    def add(self) -> nn.Module:
-        return FixAdd() if self.fixed_point else Add()
+    def add(self, projection: bool = False) -> nn.Module:
+        """The residual add; ``projection``: the shortcut is a conv (+BN), not the input."""
+        return FixAdd(self.quant, projection) if self.fixed_point else Add()
 
     def global_pool(self) -> nn.Module:
         """Global average pool + flatten; fixed point: folded into the classifier."""

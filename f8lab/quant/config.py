@@ -10,6 +10,7 @@ from f8lab.quant.formats import check_fraclen, check_word_length
 from f8lab.quant.formula import COEFFICIENT_SOURCES
 
 BN_FOLDS = ("batch", "running")
+RESIDUALS = ("int32", "int8")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class QuantConfig:
     signed_input: bool = False       # normalised images (signed FL 5) instead of pixels/256 (FL 8)
     bn_fold: str = "batch"           # BN folding in training: "batch" (F8Net's, two convolutions)
                                      # or "running" (one convolution, corrected to batch statistics)
+    residual: str = "int32"          # residual add: "int32" (F8Net's: the branch's accumulator plus
+                                     # the shortcut) or "int8" (both terms requantized to 8-bit
+                                     # tensors first, as runtimes' 8-bit adds read them)
 
     def __post_init__(self) -> None:
         check_word_length(self.bits)
@@ -55,6 +59,10 @@ class QuantConfig:
         if self.bn_fold not in BN_FOLDS:
             raise ValueError(
                 f"unknown bn_fold {self.bn_fold!r}; choose one of {', '.join(BN_FOLDS)}"
+            )
+        if self.residual not in RESIDUALS:
+            raise ValueError(
+                f"unknown residual {self.residual!r}; choose one of {', '.join(RESIDUALS)}"
             )
         if not 0.0 < self.ema_momentum <= 1.0:
             raise ValueError(f"ema_momentum must be in (0, 1], got {self.ema_momentum}")

@@ -107,6 +107,19 @@ def test_bit_exact_on_fashion_mnist_images():
     assert_bit_exact(calibrated("resnet18", "small"), x)
 
 
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2"])
+@pytest.mark.parametrize("by", [0, 1, -1])
+def test_bit_exact_with_the_8_bit_residual(name, by):
+    """residual="int8": the branch (and a projection) is requantized to 8 bits before the
+    add; the integer model does the same, whatever FL the sum and its terms sit at."""
+    model = shifted_block_outputs(calibrated(name, "small", QuantConfig(residual="int8")), by)
+    assert_bit_exact(model, pixels(SHAPES["small"]))
+    if by == 0:
+        with torch.no_grad():  # the 8-bit add rounds the branch: another model
+            x = pixels(SHAPES["small"])
+            assert not torch.equal(model.float()(x), calibrated(name, "small")(x))
+
+
 @pytest.mark.parametrize("width", [0.25, 0.35, 0.5, 0.75, 1.0])
 def test_mobilenet_v2_integerizes_at_every_width(width):
     """At width 0.25 the first block has a residual (8 channels in and out); it reads an

@@ -182,6 +182,30 @@ def test_int8_graph_runs_8_bit_convolutions_and_exact_adds(name, by, tmp_path):
         assert not convs and projections_inside == 3
 
 
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2"])
+@pytest.mark.parametrize("trained", [False, True], ids=["calibrated", "trained-like"])
+def test_8_bit_residual_exports_as_the_plain_graph_runtimes_expect(name, trained, tmp_path):
+    """residual="int8": QLinearConv for every convolution, QLinearAdd for every residual
+    add, no float Conv and no extra channels; both integer formats equal the integer model."""
+    quant = QuantConfig(residual="int8", bits=6 if trained else 8)
+    model = trained_like(name, quant) if trained else calibrated(name, "small", quant)
+    path = export_onnx(model, tmp_path / "m.onnx")
+    graph = onnx.load(path).graph
+    ops = [node.op_type for node in graph.node]
+    integer = integerize(model)
+    assert ops.count("QLinearConv") == sum(isinstance(m, IntConv2d) for m in integer.modules())
+    assert ops.count("QLinearAdd") == sum(isinstance(m, IntAdd) for m in integer.modules())
+    assert not {"Conv", "DequantizeLinear"} & set(ops)
+    readers = _consumers(graph)
+    assert not [n for n in graph.node if n.op_type == "Concat" and  # no shortcut channels
+                any(r.op_type == "QLinearConv" for r in readers[n.output[0]])]
+    x = pixels((16, 1, 28, 28))
+    expected = integer(x).to(torch.int64)
+    assert torch.equal(OnnxModel(path)(x).to(torch.int64), expected)
+    out = OnnxModel(export_onnx(model, tmp_path / "f.onnx", "onnx-integer-float"))(x)
+    assert torch.equal(out.to(torch.int64), expected)
+
+
 def test_split_taps_sum_back_and_fit():
     import numpy as np
     from f8lab.export.onnx_export import _split

@@ -11,7 +11,8 @@ from f8lab.quant import QuantConfig
 
 CONFIGS = {"float": None, "fixed, batch fold": QuantConfig(),
            "fixed, running fold": QuantConfig(bn_fold="running"),
-           "fixed, grid per channel": QuantConfig(fraclen="grid", per_channel=True)}
+           "fixed, grid per channel": QuantConfig(fraclen="grid", per_channel=True),
+           "fixed, 8-bit residual": QuantConfig(residual="int8")}
 # every architecture and stem, float and the default fixed point; the other options on two
 # architectures (tracing takes seconds a model: the whole matrix runs in `make test-slow`)
 CASES = [pytest.param(name, stem, config,

@@ -11,6 +11,7 @@ def test_defaults_are_the_papers_setting():
     assert config.fraclen == "std" and not config.per_channel
     assert config.clipping and not config.floating
     assert config.ema_momentum == 0.1 and config.alpha_init == 8.0
+    assert config.bn_fold == "batch" and config.residual == "int32"
 
 
 def test_fraclen_defaults_follow_bits():
@@ -25,6 +26,7 @@ def test_fraclen_defaults_follow_bits():
     ({"coefficients": "paper"}, "published, derived"),
     ({"ema_momentum": 1.5}, "ema_momentum"),
     ({"alpha_init": 0}, "alpha_init"),
+    ({"residual": "int16"}, "choose one of int32, int8"),
 ])
 def test_bad_values(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
