@@ -10,10 +10,11 @@ BROWSER := /usr/bin/chromium
 PROFILE ?= default
 RESULTS ?= results/$(PROFILE)
 
-.PHONY: help install data browser test test-slow demo lab bench clean
+.PHONY: help install data browser lint test test-slow demo lab bench clean
 
 help:
-	@echo "make test       set up .venv and data, run the test suite (notebooks in the quick profile)"
+	@echo "make test       set up .venv and data, lint, run the test suite (notebooks in the quick profile)"
+	@echo "make lint       ruff (lint, import order) and mypy"
 	@echo "make demo       set up, run every notebook with papermill (PROFILE=default|quick)"
 	@echo "make lab        open JupyterLab on notebooks/"
 	@echo "make test-slow  the slow checks kept out of the default run"
@@ -43,7 +44,11 @@ $(BROWSER):
 		|| echo "make: could not install chromium: the browser test will be skipped"; \
 	else echo "make: no $(BROWSER) (Debian: apt-get install chromium): the browser test will be skipped"; fi
 
-test: $(INSTALLED) $(DATA) $(BROWSER)
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check f8lab tests benchmarks data_scripts
+	$(VENV)/bin/mypy
+
+test: lint $(INSTALLED) $(DATA) $(BROWSER)
 	$(PY) -m pytest -m "not slow"
 
 test-slow: $(INSTALLED) $(DATA)

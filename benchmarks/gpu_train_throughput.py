@@ -17,10 +17,9 @@ import argparse
 import warnings
 
 import torch
-from torch import nn
+from bench_train_step import contenders, make_step, report, time_steps
 from torch.autograd import DeviceType
 
-from bench_train_step import contenders, make_step, report, time_steps
 from f8lab.models import build_model
 
 

@@ -22,12 +22,8 @@ from f8lab.train import read_checkpoint, save_atomic
 from f8lab.train.checkpoint import model_state
 from f8lab.train.config import load_config
 from f8lab.train.run_folder import claim_run_folder
+from helpers import TINY_CONFIG
 
-CONFIG = """
-model: {name: resnet18, stem: small, width: 0.125, num_classes: 10, in_channels: 1}
-data: {dataset: synthetic, batch_size: 16, train_limit: 64, test_limit: 32}
-optim: {lr: 0.1, epochs: 1}
-"""
 installed = pytest.mark.skipif(not (raw_folder(default_data_root()) / FILES[0].name).is_file(),
                                reason="Fashion-MNIST not installed: run `make data`")
 
@@ -46,7 +42,7 @@ def refused(capsys, argv: list[str], code: int = 2) -> str:
 @pytest.fixture
 def config_file(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text(CONFIG)
+    path.write_text(TINY_CONFIG)
     return path
 
 
@@ -62,7 +58,7 @@ def finished_run(tmp_path, config_file):
 def _fashion_checkpoint(path):
     """A float checkpoint whose run evaluates on Fashion-MNIST from the default root."""
     model = build_model("resnet18", 10, stem="small", in_channels=1, width=0.125)
-    config = load_config(_write(path.parent / "fm.yaml", CONFIG), "quick",
+    config = load_config(_write(path.parent / "fm.yaml", TINY_CONFIG), "quick",
                          ["data.dataset=fashion_mnist", "data.test_limit=null"])
     save_atomic({**model_state(model), "config": config.to_dict()}, path)
     return path

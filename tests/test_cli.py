@@ -7,12 +7,7 @@ import sys
 import pytest
 
 from f8lab.cli import main
-
-CONFIG = """
-model: {name: resnet18, stem: small, width: 0.125, num_classes: 10, in_channels: 1}
-data: {dataset: synthetic, batch_size: 16, train_limit: 64, test_limit: 32}
-optim: {lr: 0.1, epochs: 1}
-"""
+from helpers import TINY_CONFIG
 
 
 def test_help_of_each_command(capsys):
@@ -29,7 +24,7 @@ def test_help_of_each_command(capsys):
 
 def test_train_then_eval_prints_json_last(tmp_path, capsys):
     config = tmp_path / "run.yaml"
-    config.write_text(CONFIG)
+    config.write_text(TINY_CONFIG)
     main(["train", str(config), "--out", str(tmp_path / "fp")])
     main(["train", str(config), "--out", str(tmp_path / "f8"), "--set", "quant.bits=8",
           "--init", str(tmp_path / "fp" / "best.pt")])
@@ -53,7 +48,7 @@ def test_train_then_eval_prints_json_last(tmp_path, capsys):
 
 def test_bad_config_fails_before_any_work(tmp_path, capsys):
     config = tmp_path / "run.yaml"
-    config.write_text(CONFIG.replace("epochs: 1", "epochs: 1, moment: 0.9"))
+    config.write_text(TINY_CONFIG.replace("epochs: 1", "epochs: 1, moment: 0.9"))
     with pytest.raises(SystemExit) as exit_info:
         main(["train", str(config), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2
@@ -63,7 +58,7 @@ def test_bad_config_fails_before_any_work(tmp_path, capsys):
 
 def test_eval_mode_must_fit_the_checkpoint(tmp_path, capsys):
     config = tmp_path / "run.yaml"
-    config.write_text(CONFIG)
+    config.write_text(TINY_CONFIG)
     main(["train", str(config), "--out", str(tmp_path / "fp")])
     for mode in ("fake", "integer"):
         with pytest.raises(SystemExit) as exit_info:

@@ -12,15 +12,19 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from f8lab.analysis.fraclen_study import (fit_coefficient, optimal_fraclen_curve,
-                                          relative_error, step_thresholds)
+from f8lab.analysis.fraclen_study import (
+    fit_coefficient,
+    optimal_fraclen_curve,
+    relative_error,
+    step_thresholds,
+)
 from f8lab.analysis.plots import plot_error_curves, plot_quantization
 from f8lab.analysis.values import ModelTensor
 from f8lab.quant import fraclen_grid_search
 from f8lab.quant.choose import choose_fraclen
 from f8lab.quant.formats import fraclen_range, int_range
-from f8lab.quant.grid_search import quant_rmse
 from f8lab.quant.formula import coefficient
+from f8lab.quant.grid_search import quant_rmse
 
 MIN_BITS, MAX_BITS = 2, 16
 
@@ -106,11 +110,11 @@ def error_curve_figure(wl: int, signed: bool, sigmas: np.ndarray, samples: int, 
     return plot_error_curves(sigmas, errors, fitted, title), fitted
 
 
-def formula_explorer(sigmas: np.ndarray = np.logspace(-3, 3, 300),
-                     samples: int = 2_000) -> widgets.VBox:
+def formula_explorer(sigmas: np.ndarray | None = None, samples: int = 2_000) -> widgets.VBox:
     """A bit-width slider and a signed/unsigned switch that redraw the error curves, the
     optimal-FL staircase and the fitted formula (fewer σ and samples than the full study,
-    so that it redraws in about a second)."""
+    so that it redraws in about a second); ``sigmas`` default: 300 from 1e-3 to 1e3."""
+    sigmas = np.logspace(-3, 3, 300) if sigmas is None else sigmas
     bits = widgets.IntSlider(value=8, min=MIN_BITS, max=MAX_BITS, description="bit width")
     kind = widgets.ToggleButtons(options=[("signed", True), ("unsigned", False)])
     caption = widgets.HTML()
@@ -122,7 +126,8 @@ def formula_explorer(sigmas: np.ndarray = np.logspace(-3, 3, 300),
             fig, fitted = error_curve_figure(bits.value, kind.value, sigmas, samples)
             display(fig)
             plt.close(fig)
-        caption.value = f"fitted C for {bits.value}-bit {'signed' if kind.value else 'unsigned'}: <b>{fitted:.2f}</b>"
+        kind_name = "signed" if kind.value else "unsigned"
+        caption.value = f"fitted C for {bits.value}-bit {kind_name}: <b>{fitted:.2f}</b>"
 
     bits.observe(redraw, names="value")
     kind.observe(redraw, names="value")

@@ -6,6 +6,7 @@ within 5% of grid search's on every one)."""
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pandas as pd
 import torch
@@ -49,8 +50,8 @@ def compare_fraclens(tensors: list[ModelTensor], wl: int = 8, per_channel: bool 
             continue
         x = tensor.values
         dim = 0 if per_channel and tensor.kind != "activation" else None
-        formula, formula_s = _timed(lambda: choose_fraclen(x, wl, tensor.signed, metric, dim), repeats)
-        grid, grid_s = _timed(lambda: fraclen_grid_search(x, wl, tensor.signed, dim), repeats)
+        formula, formula_s = _timed(partial(choose_fraclen, x, wl, tensor.signed, metric, dim), repeats)
+        grid, grid_s = _timed(partial(fraclen_grid_search, x, wl, tensor.signed, dim), repeats)
         formula, grid = torch.as_tensor(formula), torch.as_tensor(grid)
         formula_rmse = quant_rmse(x, wl, formula, tensor.signed, dim).square().mean().sqrt()
         grid_rmse = quant_rmse(x, wl, grid, tensor.signed, dim).square().mean().sqrt()

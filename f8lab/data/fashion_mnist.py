@@ -179,7 +179,8 @@ def check_before_loading(root: Path, names: list[str]) -> None:
             pass
 
 
-def fashion_mnist(train: bool = True, root: Path | None = None, transform=None) -> FashionMNIST:
+def fashion_mnist(train: bool = True, root: str | Path | None = None,
+                  transform=None) -> FashionMNIST:
     """The Fashion-MNIST training (60,000) or test (10,000) split, without downloading;
     its two files are verified first (``check_before_loading``)."""
     root = Path(root or default_data_root())

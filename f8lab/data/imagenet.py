@@ -116,7 +116,7 @@ def make_subset(source: Path, dest: Path, classes: int, images: int, seed: int =
     return counts
 
 
-def imagenet(split: str = "train", root: Path | None = None, transform=None) -> ImageFolder:
+def imagenet(split: str = "train", root: str | Path | None = None, transform=None) -> ImageFolder:
     """An ImageNet split (or a subset made by ``make_subset``) as an ImageFolder."""
     if root is None:
         raise DataError("ImageNet is not shipped: pass root=<your ImageNet folder with train/ and val/>")

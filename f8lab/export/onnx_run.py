@@ -74,7 +74,7 @@ class OnnxModel:
         self.output_fraclen = int(self.metadata.get("output_fraclen", 0))
         self.arch = json.loads(self.metadata["arch"]) if "arch" in self.metadata else None
 
-    def eval(self) -> "OnnxModel":
+    def eval(self) -> OnnxModel:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,14 @@ from typing import NamedTuple
 import torch
 
 from f8lab.quant.formats import check_finite, fraclen_range
-from f8lab.quant.formula import (METRICS, check_choice, coefficient, formula_fraclen,
-                                 fraclen_from_stat, tensor_stat)
+from f8lab.quant.formula import (
+    METRICS,
+    check_choice,
+    coefficient,
+    formula_fraclen,
+    fraclen_from_stat,
+    tensor_stat,
+)
 from f8lab.quant.grid_search import fraclen_grid_search, grid_errors
 
 FRACLEN_METHODS = METRICS + ("grid",)
@@ -71,6 +77,5 @@ def choose_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: st
     stat = tensor_stat(x, method, signed, dim)
     if not torch.isfinite(stat).all():  # any NaN or Inf in x makes the statistic non-finite
         check_finite(x, "the tensor whose format is being chosen")
-    if dim is None:  # one number: the formula in Python, no tensor round trips
-        stat = float(stat)
-    return fraclen_from_stat(stat, wl, signed, method, source)
+    # one number: the formula in Python, no tensor round trips
+    return fraclen_from_stat(float(stat) if dim is None else stat, wl, signed, method, source)

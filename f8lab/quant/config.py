@@ -40,12 +40,10 @@ class QuantConfig:
 
     def __post_init__(self) -> None:
         check_word_length(self.bits)
-        if self.weight_fraclen is None:
-            object.__setattr__(self, "weight_fraclen", self.bits - 1)
-        if self.input_fraclen is None:
-            object.__setattr__(self, "input_fraclen", max(self.bits - 2, 0))
-        check_fraclen(self.weight_fraclen, self.bits, signed=True)
-        check_fraclen(self.input_fraclen, self.bits, signed=True)
+        weight = self.bits - 1 if self.weight_fraclen is None else self.weight_fraclen
+        inputs = max(self.bits - 2, 0) if self.input_fraclen is None else self.input_fraclen
+        object.__setattr__(self, "weight_fraclen", check_fraclen(weight, self.bits, signed=True))
+        object.__setattr__(self, "input_fraclen", check_fraclen(inputs, self.bits, signed=True))
         methods = FRACLEN_METHODS + ("fixed",)
         if self.fraclen not in methods:
             raise ValueError(

@@ -28,6 +28,8 @@ class FraclenEMA(nn.Module):
         if not 0.0 < momentum <= 1.0:
             raise ValueError(f"EMA momentum must be in (0, 1], got {momentum}")
         self.wl, self.signed, self.momentum = wl, signed, momentum
+        self.fraclen: torch.Tensor
+        self.updates: torch.Tensor
         self.register_buffer("fraclen", torch.tensor(float(init)))
         self.register_buffer("updates", torch.tensor(0, dtype=torch.long))
 

@@ -86,13 +86,11 @@ def tensor_stat(x: torch.Tensor, metric: str = "std", signed: bool = True,
     """
     check_choice(metric, METRICS, "metric")
     x = x.detach() if dim is None else channel_rows(x.detach(), dim)
-    reduce = {} if dim is None else {"dim": 1}
+    rows = None if dim is None else 1
     if metric == "std":
-        stat = x.std(correction=0, **reduce)
-    else:
-        values = x if signed else x.clamp(min=0)
-        stat = values.abs().mean(**reduce) if metric == "mean" else values.square().mean(**reduce).sqrt()
-    return stat
+        return x.std(dim=rows, correction=0)
+    values = x if signed else x.clamp(min=0)
+    return values.abs().mean(dim=rows) if metric == "mean" else values.square().mean(dim=rows).sqrt()
 
 
 def fraclen_from_stat(stat: float | torch.Tensor, wl: int = 8, signed: bool = True,

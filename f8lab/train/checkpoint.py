@@ -13,6 +13,7 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,13 +46,13 @@ def save_atomic(state: dict, path: Path) -> None:
 
 def model_state(model: nn.Module) -> dict:
     """What a checkpoint needs to rebuild ``model``: architecture, quant settings, weights."""
-    quant = getattr(model, "quant", None)
-    return {"kind": KIND, "arch": dict(model.arch),
+    quant, arch = getattr(model, "quant", None), getattr(model, "arch", {})
+    return {"kind": KIND, "arch": dict(arch),
             "quant": dataclasses.asdict(quant) if quant is not None else None,
             "model": model.state_dict()}
 
 
-def load_tensors(path: str | Path) -> object:
+def load_tensors(path: str | Path) -> Any:
     """``torch.load`` of tensors and plain containers, with a clear error for a missing,
     damaged or unsafe file."""
     path = Path(path)

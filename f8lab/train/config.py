@@ -14,8 +14,10 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -187,7 +189,8 @@ def _apply(tree: dict, dotted: str, value, source: str) -> None:
     tree[section][key] = value
 
 
-def load_config(path: str | Path, profile: str = "default", overrides: list[str] = ()) -> RunConfig:
+def load_config(path: str | Path, profile: str = "default",
+                overrides: Sequence[str] = ()) -> RunConfig:
     """Read a YAML config, apply a profile's overrides and ``key=value`` overrides, validate.
 
     Args:
@@ -226,7 +229,7 @@ def load_config(path: str | Path, profile: str = "default", overrides: list[str]
         text = text.strip()
         value = _read_yaml(text, f"--set {item}") if text else None
         _apply(tree, dotted.strip(), value, f"--set {item}")
-    sections = {}
+    sections: dict[str, Any] = {}
     for name in SECTIONS:
         values = tree.get(name)
         if name == "quant" and values is None:
@@ -240,9 +243,10 @@ def load_config(path: str | Path, profile: str = "default", overrides: list[str]
 
 def config_from_dict(tree: dict) -> RunConfig:
     """Rebuild a RunConfig saved in a checkpoint by ``RunConfig.to_dict``."""
-    return RunConfig(**{name: None if name == "quant" and values is None
-                        else _build_section(name, values, "checkpoint")
-                        for name, values in tree.items()})
+    sections: dict[str, Any] = {name: None if name == "quant" and values is None
+                                else _build_section(name, values, "checkpoint")
+                                for name, values in tree.items()}
+    return RunConfig(**sections)
 
 
 def resumed_config(saved: dict, given: RunConfig, where: str) -> RunConfig:

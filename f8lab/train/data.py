@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -125,7 +126,8 @@ class FolderBatches:
 
     def __init__(self, dataset: Dataset, batch_size: int, *, train: bool, seed: int,
                  workers: int, rank: int = 0, world: int = 1) -> None:
-        self.dataset, self.batch_size, self.train = dataset, batch_size, train
+        self.dataset: Any = dataset  # a sized Dataset (ImageFolder or a _Subset of one)
+        self.batch_size, self.train = batch_size, train
         self.seed, self.workers, self.rank, self.world = seed, workers, rank, world
 
     def __len__(self) -> int:

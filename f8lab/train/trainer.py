@@ -19,6 +19,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -30,8 +31,8 @@ from f8lab.models import build_model, describe, from_float, load_float_state_dic
 from f8lab.nn import check_finite_formats
 from f8lab.train.checkpoint import load_tensors, model_state, read_checkpoint, save_atomic
 from f8lab.train.config import ConfigError, RunConfig, resumed_config
-from f8lab.train.run_folder import claim_run_folder
 from f8lab.train.data import make_batches
+from f8lab.train.run_folder import claim_run_folder
 from f8lab.train.schedule import lr_factor
 
 METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_top1", "top1", "top5", "n",
@@ -107,7 +108,7 @@ def make_model(config: RunConfig, init: str | None) -> nn.Module:
 def parameter_groups(model: nn.Module, weight_decay: float, scheme: str) -> list[dict]:
     """Weight decay on all parameters, all but BatchNorm's, or all but BatchNorm's and
     depthwise convolutions'."""
-    skip = set()
+    skip: set[int] = set()
     for module in model.modules():
         if scheme != "all" and isinstance(module, nn.BatchNorm2d):
             skip.update(id(p) for p in module.parameters(recurse=False))
@@ -118,12 +119,22 @@ def parameter_groups(model: nn.Module, weight_decay: float, scheme: str) -> list
             {"params": [p for p in params if id(p) in skip], "weight_decay": 0.0}]
 
 
+class Classifier(Protocol):
+    """What ``evaluate`` runs: a model, or an exported file (``OnnxModel``)."""
+
+    def eval(self) -> Any: ...
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, batches, process: Process = Process()) -> dict:
+def evaluate(model: Classifier, batches, process: Process | None = None) -> dict:
     """Top-1 / top-5 accuracy (%) and the number of images, summed over all processes.
 
-    Images are given in the dtype of the model's parameters (float64 for a float64 model).
+    Images are given in the dtype of the model's parameters (float64 for a float64 model);
+    ``process`` default: this process alone, on the CPU.
     """
+    process = process or Process()
     model.eval()
     parameter = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     dtype = parameter.dtype if parameter is not None else torch.float32
@@ -178,7 +189,8 @@ class Progress:
     best_top1: float = -1.0
     history: list = dataclasses.field(default_factory=list)  # a metrics row per epoch
     seen: int = 0             # training images of the current epoch so far
-    sums: torch.Tensor | None = None  # (loss sum, correct) of the current epoch, on the device
+    # (loss sum, correct) of the current epoch, on the training device
+    sums: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros(2, dtype=torch.float64))
 
     def partial(self) -> dict:
         """The current epoch's running sums as numbers (reads the device)."""
@@ -251,7 +263,7 @@ def _network(model: nn.Module, process: Process, compile_model: bool) -> nn.Modu
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[process.device.index] if process.device.type == "cuda" else None,
             broadcast_buffers=False)
-    return torch.compile(net) if compile_model else net
+    return cast(nn.Module, torch.compile(net)) if compile_model else net
 
 
 def sync_buffers(model: nn.Module, process: Process) -> None:

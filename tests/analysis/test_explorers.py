@@ -25,7 +25,8 @@ def test_quant_explorer_follows_its_sliders():
     values = torch.randn(5000, generator=torch.Generator().manual_seed(0)) * 0.1
     tensors = [ModelTensor("a", "weight", True, values), ModelTensor("b", "activation", False, values)]
     box = quant_explorer(tensors)
-    picker, (bits, fraclen, to_formula, to_grid), summary = box.children[0], box.children[1].children, box.children[2]
+    picker, summary = box.children[0], box.children[2]
+    bits, fraclen, _, to_grid = box.children[1].children
     assert "[8, 7]" in summary.value and (fraclen.min, fraclen.max) == (0, 7)
     fraclen.value = 4
     assert "[8, 4]" in summary.value

@@ -61,7 +61,8 @@ def test_gaussian_distance_tells_gaussians_from_others():
 
 
 def test_value_stats_and_channel_std():
-    x = torch.randn(4, 1000, generator=torch.Generator().manual_seed(0)) * torch.tensor([[1.0], [2.0], [4.0], [8.0]])
+    spreads = torch.tensor([[1.0], [2.0], [4.0], [8.0]])
+    x = torch.randn(4, 1000, generator=torch.Generator().manual_seed(0)) * spreads
     tensor = ModelTensor("w", "weight", True, x)
     assert torch.allclose(channel_std(tensor), torch.tensor([1.0, 2.0, 4.0, 8.0]), rtol=0.1)
     row = value_stats([tensor]).iloc[0]

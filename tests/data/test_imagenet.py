@@ -74,7 +74,9 @@ def test_subset_is_deterministic_and_symlinked(tree, tmp_path):
     counts = make_subset(tree, tmp_path / "a", classes=2, images=4, seed=3, val_images=2)
     assert counts == {"train": 8, "val": 4}
     make_subset(tree, tmp_path / "b", classes=2, images=4, seed=3, val_images=2)
-    listing = lambda root: sorted(str(p.relative_to(root)) for p in root.rglob("*.JPEG"))
+    def listing(root):
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*.JPEG"))
+
     assert listing(tmp_path / "a") == listing(tmp_path / "b")
     first = next((tmp_path / "a" / "train").rglob("*.JPEG"))
     assert first.is_symlink()

@@ -11,8 +11,7 @@ from f8lab.export.integer_ops import IntAdd, IntConv2d
 from f8lab.export.onnx_export import _float_model
 from f8lab.models import build_model, from_float
 from f8lab.quant import QuantConfig
-
-from test_integerize import calibrated, pixels, shifted_block_outputs, trained_like
+from helpers import calibrated, pixels, shifted_block_outputs, trained_like
 
 NAMES = ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2"]
 
@@ -208,6 +207,7 @@ def test_8_bit_residual_exports_as_the_plain_graph_runtimes_expect(name, trained
 
 def test_split_taps_sum_back_and_fit():
     import numpy as np
+
     from f8lab.export.onnx_export import _split
     rng = np.random.default_rng(0)
     matrix = rng.integers(-1000, 1001, (7, 5))
@@ -254,6 +254,7 @@ def test_classifier_product_is_exact_in_float32_digits(largest, weight_max, digi
     import numpy as np
     import onnxruntime as ort
     from onnx import TensorProto, helper
+
     from f8lab.export.onnx_export import Graph, _digit_matmul
     rng = np.random.default_rng(0)
     weight = rng.integers(-weight_max, weight_max + 1, (96, 10)).astype(np.float64)

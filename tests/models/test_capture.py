@@ -84,7 +84,7 @@ def test_compiled_gradients_reach_every_layer_through_the_rounding():
                                  in_channels=1, width=0.125).double().train()
     compiled_model.load_state_dict(eager.state_dict())
     x, y = torch.rand(32, 1, 28, 28, dtype=torch.float64), torch.randint(0, 10, (32,))
-    for model, net in ((eager, eager), (compiled_model, torch.compile(compiled_model))):
+    for net in (eager, torch.compile(compiled_model)):
         nn.functional.cross_entropy(net(x), y).backward()
     for (name, a), b in zip(eager.named_parameters(), compiled_model.parameters()):
         assert b.grad is not None and a.grad is not None, name

@@ -141,7 +141,8 @@ def test_bad_input(call, error, message):
 def test_state_dict_that_does_not_fit_names_keys():
     model = build_model("resnet18", 10, stem="small", in_channels=1)
     state = torchvision.models.resnet18().state_dict()
-    with pytest.raises(ValueError, match=r"shape mismatch\(es\) .*first: conv1.weight \(64, 3, 7, 7\) vs \(64, 1, 3, 3\)"):
+    mismatch = r"shape mismatch\(es\) .*first: conv1.weight \(64, 3, 7, 7\) vs \(64, 1, 3, 3\)"
+    with pytest.raises(ValueError, match=mismatch):
         load_float_state_dict(model, state)
     state = build_model("resnet18").state_dict()
     state["extra.weight"] = torch.zeros(1)

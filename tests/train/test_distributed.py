@@ -10,10 +10,10 @@ import torch
 
 from f8lab.train import load_config
 from f8lab.train.trainer import make_model
+from helpers import TINY_MODEL
 
 PROBE = Path(__file__).with_name("ddp_probe.py")
-CONFIG = """
-model: {name: resnet18, stem: small, width: 0.125, num_classes: 10, in_channels: 1}
+CONFIG = TINY_MODEL + """
 data: {dataset: synthetic, batch_size: 16, train_limit: 128, test_limit: 32}
 optim: {lr: 0.1, epochs: 1, max_iters: 3}
 quant: {bits: 8}

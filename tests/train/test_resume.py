@@ -10,9 +10,9 @@ import time
 import torch
 
 from f8lab.train import load_config, read_checkpoint, train
+from helpers import TINY_MODEL
 
-CONFIG = """
-model: {name: resnet18, stem: small, width: 0.125, num_classes: 10, in_channels: 1}
+CONFIG = TINY_MODEL + """
 data: {dataset: synthetic, batch_size: 16, train_limit: 320, test_limit: 32, augment: true}
 optim: {lr: 0.05, epochs: 2, warmup_epochs: 0.5}
 quant: {bits: 8}

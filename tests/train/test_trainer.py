@@ -9,15 +9,15 @@ import torch
 
 from f8lab.data import DataError
 from f8lab.models import build_model
-from f8lab.train import load_config, load_model, read_checkpoint, save_atomic, train, train_once
 from f8lab.nn import check_finite_formats
 from f8lab.quant import QuantConfig
+from f8lab.train import load_config, load_model, read_checkpoint, save_atomic, train, train_once
 from f8lab.train.data import TensorBatches, make_batches, sample_test_images
 from f8lab.train.schedule import lr_factor
 from f8lab.train.trainer import make_model, parameter_groups
+from helpers import TINY_MODEL
 
-TINY = """
-model: {name: resnet18, stem: small, width: 0.125, num_classes: 10, in_channels: 1}
+TINY = TINY_MODEL + """
 data: {dataset: synthetic, batch_size: 32, train_limit: 256, test_limit: 64}
 optim: {lr: 0.1, epochs: 2, warmup_epochs: 0.5}
 run: {seed: 0, checkpoint_every: 3}

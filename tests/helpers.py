@@ -1,0 +1,74 @@
+"""Shared test helpers: small calibrated models, inputs, the bit-exactness check and the
+tiny run config (``pythonpath = ["tests"]`` in pyproject.toml makes this importable)."""
+
+import torch
+from torch import nn
+
+from f8lab.export import integerize
+from f8lab.models import build_model, from_float
+from f8lab.nn import FixAdd
+from f8lab.quant import QuantConfig
+
+SHAPES = {"imagenet": (2, 3, 224, 224), "small": (4, 1, 28, 28)}
+WIDTHS = {"resnet18": 0.25, "resnet50": 0.125, "mobilenet_v1": 0.25, "mobilenet_v2": 0.5}
+# a tiny float run on synthetic data: the CLI's, the trainer's and the bad-input tests' base
+TINY_MODEL = "model: {name: resnet18, stem: small, width: 0.125, num_classes: 10, in_channels: 1}\n"
+TINY_CONFIG = TINY_MODEL + """data: {dataset: synthetic, batch_size: 16, train_limit: 64, test_limit: 32}
+optim: {lr: 0.1, epochs: 1}
+"""
+
+
+def calibrated(name: str, stem: str, quant: QuantConfig | None = None) -> nn.Module:
+    quant = quant or QuantConfig()
+    torch.manual_seed(0)
+    shape = SHAPES[stem]
+    float_model = build_model(name, 10, stem=stem, in_channels=shape[1], width=WIDTHS[name])
+    float_model.train()
+    with torch.no_grad():
+        float_model(torch.rand(shape))
+    model = from_float(float_model, quant)
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(torch.rand(shape))
+    return model.eval()
+
+
+def trained_like(name: str, quant: QuantConfig, steps: int = 20) -> nn.Module:
+    """A calibrated model after a few SGD steps on a learnable task: clipping levels,
+    formats and statistics move as in training, so that activations saturate at their
+    format's limit (a fresh model's rarely do)."""
+    model = calibrated(name, "small", quant).train()
+    generator = torch.Generator().manual_seed(1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(steps):
+        x = torch.randint(0, 256, SHAPES["small"], generator=generator).float() / 256
+        y = (x.mean((1, 2, 3)) * 40).long() % 10
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def pixels(shape) -> torch.Tensor:
+    return torch.randint(0, 256, shape).float() / 256
+
+
+def assert_bit_exact(model: nn.Module, x: torch.Tensor, carrier=torch.int64) -> None:
+    """The fake-quant model in float64 (its sums never round) against its integer model."""
+    model = model.double()
+    integer = integerize(model, carrier=carrier)
+    with torch.no_grad():
+        expected = model(x.double())
+    assert torch.equal(integer(x).double() / 2**integer.output_fraclen, expected)
+
+
+def shifted_block_outputs(model: nn.Module, by: int = 1) -> nn.Module:
+    """Move every residual sum's FL away from its identity input's, as training does: the
+    identity path's scale ratio becomes 2**by instead of 1."""
+    for module in model.modules():
+        if isinstance(module, FixAdd) and module._identity_quant is not None:
+            ema = module._output_quant.ema
+            ema.fraclen.fill_(module._identity_quant.ema.rounded() - by)
+    return model
