@@ -89,7 +89,7 @@ def test_03_formula_agrees_with_grid_search_on_most_tensors(run_notebook):
 
 def test_04_training_records_every_run(run_notebook):
     record = run_notebook("04_training")
-    assert len(record["ablations"]) == 7 and record["fraclen_rows"] > 0
+    assert len(record["ablations"]) == 8 and record["fraclen_rows"] > 0
     assert record["ablation_train_seconds"].keys() == record["ablations"].keys()
     assert all(seconds > 0 for seconds in record["ablation_train_seconds"].values())
     for top1 in [record["float_top1"], record["f8_top1"], record["tiny_top1"],
