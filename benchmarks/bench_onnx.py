@@ -25,7 +25,7 @@ import onnxruntime as ort
 import torch
 
 from f8lab.export import export_onnx, integerize
-from f8lab.export.onnx_speed import ort_static_quantize, time_onnx
+from f8lab.export.onnx.speed import ort_static_quantize, time_onnx
 from f8lab.models import build_model, from_float
 from f8lab.quant import QuantConfig
 

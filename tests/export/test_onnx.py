@@ -8,7 +8,7 @@ import torch
 
 from f8lab.export import OnnxModel, export_onnx, integerize
 from f8lab.export.integer_ops import IntAdd, IntConv2d
-from f8lab.export.onnx_export import _float_model
+from f8lab.export.onnx.writer import float_network_of
 from f8lab.models import build_model, from_float
 from f8lab.quant import QuantConfig
 from helpers import calibrated, pixels, shifted_block_outputs, trained_like
@@ -44,7 +44,7 @@ def test_float_format_matches_the_float_network(name, tmp_path):
     path = export_onnx(model, tmp_path / "f.onnx", "onnx-float")
     x = pixels((2, 1, 28, 28))
     with torch.no_grad():
-        expected = _float_model(model)(x)
+        expected = float_network_of(model)(x)
     torch.testing.assert_close(OnnxModel(path)(x), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -208,15 +208,15 @@ def test_8_bit_residual_exports_as_the_plain_graph_runtimes_expect(name, trained
 def test_split_taps_sum_back_and_fit():
     import numpy as np
 
-    from f8lab.export.onnx_export import _split
+    from f8lab.export.onnx.int8 import split_taps
     rng = np.random.default_rng(0)
     matrix = rng.integers(-1000, 1001, (7, 5))
     for copies in (1, 3, 8, 16):
-        parts = _split(matrix, copies)
+        parts = split_taps(matrix, copies)
         assert parts.shape == (copies, 7, 5)
         assert np.array_equal(parts.sum(axis=0), matrix)
         assert np.all(np.abs(parts) <= -(-np.abs(matrix) // copies))
-    assert np.array_equal(_split(np.full((2, 2), -512), 4), np.full((4, 2, 2), -128))
+    assert np.array_equal(split_taps(np.full((2, 2), -512), 4), np.full((4, 2, 2), -128))
 
 
 def test_bad_requests(tmp_path):
@@ -233,7 +233,7 @@ def test_bad_requests(tmp_path):
 
 
 def test_a_cpu_without_vnni_is_named(tmp_path, monkeypatch):
-    import f8lab.export.onnx_run as onnx_run
+    import f8lab.export.onnx.run as onnx_run
     monkeypatch.setattr(onnx_run.platform, "machine", lambda: "x86_64")
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
@@ -255,14 +255,15 @@ def test_classifier_product_is_exact_in_float32_digits(largest, weight_max, digi
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from f8lab.export.onnx_export import Graph, _digit_matmul
+    from f8lab.export.onnx.graph import Graph
+    from f8lab.export.onnx.integer_steps import digit_matmul
     rng = np.random.default_rng(0)
     weight = rng.integers(-weight_max, weight_max + 1, (96, 10)).astype(np.float64)
     pooled = rng.integers(-largest, largest + 1, (6, 96)).astype(np.int32)
     pooled[0] = largest  # the extremes, with all-sign-agreeing weights below
     weight[:, 0] = weight_max
     graph = Graph()
-    out = _digit_matmul(graph, "pooled", weight, largest)
+    out = digit_matmul(graph, "pooled", weight, largest)
     graph.nodes.append(helper.make_node("Identity", [out], ["y"]))
     model = helper.make_model(helper.make_graph(
         graph.nodes, "g", [helper.make_tensor_value_info("pooled", TensorProto.INT32, ["n", 96])],

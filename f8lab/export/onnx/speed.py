@@ -12,7 +12,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from f8lab.export.onnx_run import ort_session
+from f8lab.export.onnx.run import ort_session
 
 
 class _Images(CalibrationDataReader):

@@ -1,0 +1,7 @@
+"""ONNX files of f8lab models: the writer (export_onnx) with one module per target, the
+onnxruntime runner (OnnxModel) and the speed helpers."""
+
+from f8lab.export.onnx.run import OnnxModel
+from f8lab.export.onnx.writer import FORMATS, export_onnx
+
+__all__ = ["FORMATS", "OnnxModel", "export_onnx"]

@@ -1,0 +1,241 @@
+"""The ``onnx-int8`` target: the integer model for onnxruntime's 8-bit kernels.
+
+Every 8-bit tensor travels as uint8 (a signed one with zero point 128): QuantizeLinear for
+the image, QLinearConv (int8 weights, int32 bias, power-of-two scales) for the
+convolutions, max pooling on the uint8 values. The exact residual add (residual="int32")
+needs a convolution's accumulator: where it pays, the shortcut joins that QLinearConv's
+input as extra channels read by centre taps (the identity inverted, taps summing to
+-2**k; a projection's input subsampled by its stride, its weights as taps), so the sum
+forms in the int32 accumulator, while the added channels are at most
+SHORTCUT_CHANNELS_LIMIT times the convolution's own; otherwise the convolutions are QDQ
+(DequantizeLinear of the input, the int8 weights and the int32 bias) around a float Conv,
+and the add runs in real units, exact while the accumulators stay below 2**24. The 8-bit
+add (residual="int8") is one com.microsoft.QLinearAdd of two 8-bit tensors. The
+classifier sums in int32 and multiplies exactly (integer_steps.digit_matmul).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from onnx import TensorProto
+
+from f8lab.export.integer_ops import (
+    INT32_MAX,
+    IntAdd,
+    IntConv2d,
+    IntInput,
+    IntLinear,
+    IntMaxPool2d,
+    IntRequantize,
+)
+from f8lab.export.onnx.graph import Emitter, Form, Graph, Join, PendingAdd, PendingConv, Sym, pow2
+from f8lab.export.onnx.integer_steps import (
+    conv_attributes,
+    eight_bit_terms,
+    linear,
+    maxpool,
+    shortcut_term,
+    zero_point,
+)
+from f8lab.quant import int_range
+
+# A residual conv takes its shortcut in as extra input channels (see join) while these
+# are at most this many times its own input channels. Measured at 224x224, 2 threads,
+# against the float Conv path for the same adds: ResNet-50, whose bottleneck's last 1x1
+# conv reads a quarter of the identity's channels (ratio 4), 18.1 vs 20.2 ms at batch 1,
+# 131 vs 165 ms at batch 8; ResNet-18 at batch 1 with FLs that make its 3x3 joins take
+# four copies (ratio 4, 5 of its 8 adds) 11.8 vs 11.2 ms, two copies 9.7 vs 13.3 ms, one
+# copy 7.4 vs 13.1 ms.
+SHORTCUT_CHANNELS_LIMIT = 4
+
+
+def _q8_params(graph: Graph, fraclen, signed: bool) -> list[str]:
+    return [graph.const(2.0 ** -fraclen, np.float32, "scale"),
+            graph.const(zero_point(signed), np.uint8, "zero")]
+
+
+def _clip_q8(graph: Graph, x: Sym, wl: int, cap: int | None) -> Sym:
+    """Saturate to the format's range, which uint8 is wider than: ±(2**(wl-1) - 1) signed
+    (the uint8 form reaches -128), 0..2**wl - 1 unsigned, and apply a cap."""
+    qmin, qmax = int_range(wl, x.signed)
+    if cap is not None:
+        qmax = min(qmax, cap)
+    if not x.signed and qmax >= 255:
+        return x
+    zero = zero_point(x.signed)
+    low, high = graph.const(zero + qmin, np.uint8), graph.const(zero + qmax, np.uint8)
+    return Sym(graph.op("Clip", [x.name, low, high], "clip"), x.fraclen, Form.Q8, x.signed)
+
+
+def _input(self: IntInput, graph: Graph, x: Sym) -> Sym:
+    q = graph.op("QuantizeLinear", [x.name, *_q8_params(graph, self.fraclen, self.signed)], "input_q")
+    return _clip_q8(graph, Sym(q, self.fraclen, Form.Q8, self.signed), self.wl, None)
+
+
+def _conv(self: IntConv2d, graph: Graph, x: Sym) -> Sym:
+    if x.form is not Form.Q8:
+        raise ValueError("a convolution must read an 8-bit tensor")
+    fraclen = self.input_fraclen + self.weight_fraclen.numpy()
+    return Sym("", fraclen, Form.CONV, pending=PendingConv(self, x))
+
+
+def split_taps(matrix: np.ndarray, copies: int) -> np.ndarray:
+    """``copies`` integer arrays that sum to ``matrix``, each entry at most
+    ceil(|entry| / copies) in magnitude."""
+    quotient = np.trunc(matrix / copies).astype(np.int64)
+    remainder = matrix - quotient * copies
+    return np.stack([quotient + np.sign(remainder) * (j < np.abs(remainder)) for j in range(copies)])
+
+
+def join(conv: IntConv2d, x: Sym, addend: Sym) -> Join | None:
+    """How ``addend`` (an identity shortcut, or a projection convolution not emitted yet)
+    joins ``conv``'s int32 accumulator inside its QLinearConv, or None where it cannot or
+    would not pay.
+
+    Aligned to the accumulator's FL, the addend is ``M @ a``: M = 2**k I for an identity
+    (k = FL_acc - FL_shortcut), the projection's weight times 2**d for a projection (d =
+    FL_acc - FL_projection). It comes in as extra input channels read by centre taps: the
+    identity inverted (255 - u, so that taps of -128 serve k = 7), the projection's input
+    subsampled by its stride; M is split over copies of those channels so that every tap
+    fits int8, where the copies' channels stay within SHORTCUT_CHANNELS_LIMIT times the
+    convolution's own input channels.
+    """
+    size = conv.weight.shape[-1]
+    if conv.groups != 1 or conv.stride != 1 or conv.padding != size // 2:
+        return None
+    channels = conv.weight.shape[0]
+    shift = np.broadcast_to(x.fraclen + conv.weight_fraclen.numpy() - addend.fraclen, (channels,))
+    if np.any(shift < 0):
+        return None
+    scale = np.exp2(shift).astype(np.int64)
+    if addend.form is Form.Q8:
+        matrix, limit = -np.diag(scale), 128
+        bias = scale * (255 - zero_point(addend.signed) - zero_point(x.signed))
+    else:
+        projection = addend.conv
+        kernel = projection.conv
+        if projection.join is not None or kernel.groups != 1 or kernel.weight.shape[-1] != 1 \
+                or kernel.padding != 0 or projection.source.signed != x.signed:
+            return None
+        matrix = kernel.weight.numpy()[:, :, 0, 0].astype(np.int64) * scale[:, None]
+        bias, limit = kernel.bias.numpy().astype(np.int64) * scale, 127
+    copies = max(1, -(-int(np.abs(matrix).max()) // limit))
+    if copies * matrix.shape[1] > SHORTCUT_CHANNELS_LIMIT * conv.weight.shape[1]:
+        return None
+    if np.abs(conv.bias.numpy().astype(np.int64) + bias).max() > INT32_MAX:
+        return None
+    return Join(addend, split_taps(matrix, copies), bias)
+
+
+def _qlinear_conv(graph: Graph, pending: PendingConv, out_fraclen: int, signed: bool) -> str:
+    """QLinearConv; with a joined shortcut, the exact residual sum inside it (see join)."""
+    conv, x = pending.conv, pending.source
+    w_fl = conv.weight_fraclen.numpy()
+    weight, bias = conv.weight.numpy().astype(np.int64), conv.bias.numpy().astype(np.int64)
+    name = x.name
+    if pending.join is not None:
+        addend, taps = pending.join.addend, pending.join.taps
+        copies, channels, width = taps.shape
+        centre = weight.shape[-1] // 2
+        extra = np.zeros((channels, copies * width) + weight.shape[2:], np.int64)
+        extra[:, :, centre, centre] = np.concatenate(list(taps), axis=1)
+        weight, bias = np.concatenate([weight, extra], axis=1), bias + pending.join.bias
+        if addend.form is Form.Q8:
+            feed = graph.op("Sub", [graph.const(255, np.uint8), addend.name], "inverted")
+        else:
+            source, stride = addend.conv.source, addend.conv.conv.stride
+            feed = source.name if stride == 1 else graph.op("Slice", [
+                source.name, graph.const([0, 0], np.int64), graph.const([2**62] * 2, np.int64),
+                graph.const([2, 3], np.int64), graph.const([stride] * 2, np.int64)], "strided")
+        name = graph.op("Concat", [x.name] + [feed] * copies, "with_addend", axis=1)
+    inputs = [
+        name, *_q8_params(graph, x.fraclen, x.signed),
+        graph.const(weight.astype(np.int8), np.int8, "w"), graph.const(pow2(w_fl), np.float32),
+        graph.const(np.zeros(w_fl.shape, np.int8), np.int8),
+        *_q8_params(graph, out_fraclen, signed),
+        graph.const(bias.astype(np.int32), np.int32, "b"),
+    ]
+    return graph.op("QLinearConv", inputs, "qconv", **conv_attributes(conv))
+
+
+def _dequantize(graph: Graph, x: Sym) -> Sym:
+    """An 8-bit tensor's real values in float32 (exact: 8-bit integers times 2**-FL)."""
+    real = graph.op("DequantizeLinear", [x.name, *_q8_params(graph, x.fraclen, x.signed)], "real")
+    return Sym(real, x.fraclen, Form.REAL)
+
+
+def _qdq_conv(graph: Graph, conv: IntConv2d, x: Sym) -> Sym:
+    """DequantizeLinear, Conv, in real units: the accumulator times 2**-FL_acc, exact in
+    float32 while it stays below 2**24 (int8 weights, int32 bias)."""
+    w_fl = conv.weight_fraclen.numpy()
+    acc_fl = x.fraclen + w_fl
+    axis = {"axis": 0} if np.ndim(w_fl) else {}
+    weight = graph.op("DequantizeLinear", [
+        graph.const(conv.weight.numpy().astype(np.int8), np.int8, "w"),
+        graph.const(pow2(w_fl), np.float32), graph.const(np.zeros(w_fl.shape, np.int8), np.int8)],
+        "w_real", **axis)
+    bias = graph.op("DequantizeLinear", [
+        graph.const(conv.bias.numpy().astype(np.int32), np.int32, "b"),
+        graph.const(pow2(acc_fl) * np.ones(conv.bias.shape, np.float32), np.float32),
+        graph.const(np.zeros(conv.bias.shape, np.int32), np.int32)], "b_real", axis=0)
+    out = graph.op("Conv", [_dequantize(graph, x).name, weight, bias], "conv", **conv_attributes(conv))
+    return Sym(out, acc_fl, Form.REAL)
+
+
+def _real_sum(graph: Graph, a: Sym, b: Sym) -> Sym:
+    fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
+    return Sym(graph.op("Add", [a.name, b.name], "sum"), fl, Form.REAL)
+
+
+def _as_real(graph: Graph, x: Sym) -> Sym:
+    if x.form is Form.ADD8:
+        return _real_sum(graph, _dequantize(graph, x.add.a), _dequantize(graph, x.add.b))
+    if x.form is Form.CONV:
+        acc = _qdq_conv(graph, x.conv.conv, x.conv.source)
+        joined = x.conv.join
+        return acc if joined is None else _real_sum(graph, acc, _as_real(graph, joined.addend))
+    if x.form is Form.Q8:
+        return _dequantize(graph, x)
+    return x
+
+
+def _requantize(self: IntRequantize, graph: Graph, x: Sym) -> Sym:
+    if x.form is Form.CONV:
+        out = _qlinear_conv(graph, x.conv, self.fraclen, self.signed)
+    elif x.form is Form.ADD8:  # onnxruntime's 8-bit add: round half to even of the exact sum
+        a, b = x.add.a, x.add.b
+        out = graph.op("QLinearAdd", [a.name, *_q8_params(graph, a.fraclen, a.signed),
+                                      b.name, *_q8_params(graph, b.fraclen, b.signed),
+                                      *_q8_params(graph, self.fraclen, self.signed)],
+                       "qadd", domain="com.microsoft")
+    else:
+        params = _q8_params(graph, self.fraclen, self.signed)
+        out = graph.op("QuantizeLinear", [_as_real(graph, x).name, *params], "q")
+    return _clip_q8(graph, Sym(out, self.fraclen, Form.Q8, self.signed), self.wl, self.cap)
+
+
+def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
+    """The 8-bit add (residual="int8"): two 8-bit tensors, added by the QLinearAdd that the
+    next requantization emits. The exact integer add (residual="int32"): inside the
+    branch's QLinearConv where the shortcut (identity or projection) joins it cheaply,
+    else in real units (both terms are multiples of 2**-FL_sum)."""
+    if self.branch is not None:
+        a, b = eight_bit_terms(self, a, b)
+        fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
+        return Sym("", fl, Form.ADD8, pending=PendingAdd(a, b))
+    b = shortcut_term(self, b)
+    if a.form is Form.CONV and a.conv.join is None and b.form in (Form.Q8, Form.CONV):
+        joined = join(a.conv.conv, a.conv.source, b)
+        if joined is not None:
+            return dataclasses.replace(a, pending=dataclasses.replace(a.conv, join=joined))
+    return _real_sum(graph, _as_real(graph, a), _as_real(graph, b))
+
+
+def _linear(self: IntLinear, graph: Graph, x: Sym) -> Sym:
+    return linear(self, graph, x, TensorProto.DOUBLE)
+
+
+EMITTERS: dict[type, Emitter] = {IntInput: _input, IntConv2d: _conv, IntRequantize: _requantize,
+                                 IntAdd: _add, IntMaxPool2d: maxpool, IntLinear: _linear}

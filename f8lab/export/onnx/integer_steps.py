@@ -1,0 +1,97 @@
+"""What both integer targets share: convolution attributes, the residual add's terms, max
+pooling and the exact classifier (the int32 sum over H·W and the integer product)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from onnx import TensorProto
+
+from f8lab.export.integer_ops import IntAdd, IntConv2d, IntLinear, IntMaxPool2d
+from f8lab.export.onnx.graph import Form, Graph, Sym
+
+
+def zero_point(signed: bool) -> int:
+    """8-bit tensors travel as uint8: a signed one with zero point 128."""
+    return 128 if signed else 0
+
+
+def conv_attributes(conv: IntConv2d) -> dict:
+    k = conv.weight.shape[-1]
+    return dict(kernel_shape=[k, k], strides=[conv.stride] * 2, pads=[conv.padding] * 4,
+                group=conv.groups)
+
+
+def shortcut_term(add: IntAdd, b: Sym) -> Sym:
+    """The shortcut at the FL its integers count at in the sum (see IntAdd)."""
+    return b if add.shortcut_fraclen is None else dataclasses.replace(b, fraclen=add.shortcut_fraclen)
+
+
+def eight_bit_terms(add: IntAdd, a: Sym, b: Sym) -> tuple[Sym, Sym]:
+    """The 8-bit add's terms (residual="int8"), requantized by the add's own steps (their
+    emitters add the nodes) and placed at the FLs they count at in the sum."""
+    assert add.branch is not None and add.branch_fraclen is not None
+    a = dataclasses.replace(add.branch(a), fraclen=add.branch_fraclen)
+    if add.shortcut is not None:
+        b = add.shortcut(b)
+    return a, shortcut_term(add, b)
+
+
+def maxpool(self: IntMaxPool2d, graph: Graph, x: Sym) -> Sym:
+    out = graph.op("MaxPool", [x.name], "maxpool", kernel_shape=[self.kernel] * 2,
+                   strides=[self.stride] * 2, pads=[self.padding] * 4)
+    return dataclasses.replace(x, name=out)
+
+
+def digit_matmul(graph: Graph, pooled: str, weight: np.ndarray, largest: int) -> str | None:
+    """``pooled`` (N, C) int32, |values| <= ``largest``, times the integer ``weight`` (C, K),
+    exact, in one float32 MatMul: the values are cut into base-2**b digits (truncating
+    division, digits keep the sign) with b small enough that every partial sum of a
+    digit's product stays within 2**24; the digits' products are combined in float64.
+    None where even 1-bit digits would not fit."""
+    row_sum = float(np.abs(weight).sum(axis=0).max())
+    bits = int(np.floor(np.log2(2.0**24 / max(row_sum, 1.0) + 1)))
+    if bits < 1:
+        return None
+    count = -(-max(int(largest).bit_length(), 1) // bits)
+    digits = []
+    for j in range(count):
+        rest = pooled if j == 0 else graph.op("Div", [pooled, graph.const(1 << (bits * j), np.int32)], "rest")
+        last = j == count - 1
+        digits.append(rest if last else
+                      graph.op("Mod", [rest, graph.const(1 << bits, np.int32)], "digit", fmod=1))
+    stacked = digits[0] if count == 1 else graph.op("Concat", digits, "digits", axis=0)
+    stacked = graph.op("Cast", [stacked], "digits", to=TensorProto.FLOAT)
+    product = graph.op("MatMul", [stacked, graph.const(weight, np.float32, "fc_w")], "fc")
+    product = graph.op("Cast", [product], "fc", to=TensorProto.DOUBLE)
+    if count == 1:
+        return product
+    product = graph.op("Reshape", [product, graph.const([count, -1, weight.shape[1]], np.int64)], "fc")
+    radix = np.exp2(bits * np.arange(count, dtype=np.float64)).reshape(-1, 1, 1)
+    weighted = graph.op("Mul", [product, graph.const(radix, np.float64)], "fc")
+    return graph.op("ReduceSum", [weighted, graph.const([0], np.int64)], "fc", keepdims=0)
+
+
+def linear(self: IntLinear, graph: Graph, x: Sym, carrier: int) -> Sym:
+    """int32 sum over H·W, then the product and bias, exact: for onnx-int8 (``carrier``
+    DOUBLE) in float32 MatMuls on digits of the sums (digit_matmul) or else in float64;
+    for onnx-integer-float (FLOAT) in float32. The logits are aligned to one FL."""
+    shift = self.output_fraclen - self.input_fraclen - self.weight_fraclen.numpy()
+    weight = self.weight.numpy().T * np.exp2(shift)  # left shifts folded: exact integers
+    bias = self.bias.numpy() * np.exp2(shift)
+    wide = x.name  # onnx-integer-float: integers carried in float32
+    if x.form is Form.Q8:
+        wide = graph.op("Cast", [x.name], "wide", to=TensorProto.INT32)
+        if x.signed:
+            wide = graph.op("Sub", [wide, graph.const(zero_point(True), np.int32)], "wide")
+    pooled = graph.op("ReduceSum", [wide, graph.const([2, 3], np.int64)], "pooled", keepdims=0)
+    dtype = np.float64 if carrier == TensorProto.DOUBLE else np.float32
+    acc = None
+    if carrier == TensorProto.DOUBLE:
+        acc = digit_matmul(graph, pooled, weight, (127 if x.signed else 255) * self.pool_size)
+    if acc is None:
+        pooled = graph.op("Cast", [pooled], "pooledf", to=carrier)
+        acc = graph.op("MatMul", [pooled, graph.const(weight, dtype, "fc_w")], "fc")
+    acc = graph.op("Add", [acc, graph.const(bias, dtype, "fc_b")], "fc")
+    return Sym(acc, self.output_fraclen, Form.FLOAT)

@@ -1,0 +1,103 @@
+"""export_onnx: write a model as an ONNX file that onnxruntime runs (docs/method.md §6).
+
+Formats, one target module each: ``onnx-int8`` (onnxruntime's 8-bit kernels, int8.py),
+``onnx-integer-float`` (the same integers carried in float32, integer_float.py) and
+``onnx-float`` (the float network, float_network.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import onnx
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+
+from f8lab.export.integerize import integerize
+from f8lab.export.layer_table import layer_table
+from f8lab.export.onnx import float_network, int8, integer_float
+from f8lab.export.onnx.graph import Graph, trace
+from f8lab.models import build_model, load_float_state_dict
+
+TARGETS = {"onnx-int8": int8.EMITTERS, "onnx-integer-float": integer_float.EMITTERS,
+           "onnx-float": float_network.EMITTERS}
+FORMATS = tuple(TARGETS)
+OPSET = 17
+
+
+def float_network_of(model: nn.Module) -> nn.Module:
+    """The float network a fixed-point model was built from, with its float weights."""
+    float_model = build_model(**model.arch)
+    state = {k: v for k, v in model.state_dict().items() if k in float_model.state_dict()}
+    load_float_state_dict(float_model, state)
+    return float_model.eval()
+
+
+def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
+                example_input: torch.Tensor | None = None, metadata: dict | None = None) -> Path:
+    """Write ``model`` as an ONNX file that onnxruntime runs.
+
+    Args:
+        model: a calibrated fixed-point model in eval mode (for ``onnx-float``, a float
+            model or a fixed-point one, whose float network is exported).
+        path: the file to write.
+        format: "onnx-int8", "onnx-integer-float" or "onnx-float".
+        example_input: an input of the size the file will see (it fixes the classifier's
+            pooling size); default: the stem's usual size.
+        metadata: extra ``metadata_props`` entries (strings).
+
+    Returns:
+        The path. The graph's input is ``input`` (N, C, H, W) float32 with a dynamic batch
+        axis, in the model's input convention; its output ``logits`` (N, classes): for the
+        integer formats, integers with the true logits = logits / 2**output_fraclen
+        (recorded in metadata_props, with the input convention and the layer formats).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    arch = model.arch
+    quant = getattr(model, "quant", None)
+    props = {"format": format, "arch": json.dumps(arch),
+             "input_convention": "imagenet-normalized" if quant is not None and quant.signed_input
+             else "pixels/256 (round(255 x) / 256)"}
+    graph = Graph()
+    if format == "onnx-float":
+        body = copy.deepcopy(model if quant is None else float_network_of(model)).eval()
+        out = trace(body, TARGETS[format], graph)
+        props["output_fraclen"] = "0"
+        out_type = TensorProto.FLOAT
+    else:
+        if quant is None:
+            raise ValueError(f"{format} needs a fixed-point model; a float model exports as onnx-float")
+        if format == "onnx-int8" and quant.bits > 8:
+            raise ValueError(f"onnx-int8 carries 8-bit tensors; a {quant.bits}-bit model exports "
+                             "as onnx-integer-float")
+        integer = integerize(model, example_input)
+        out = trace(integer.body, TARGETS[format], graph)
+        props["output_fraclen"] = str(integer.output_fraclen)
+        props["layers"] = layer_table(model).to_json(orient="records")
+        out_type = TensorProto.DOUBLE if format == "onnx-int8" else TensorProto.FLOAT
+    graph.nodes.append(helper.make_node("Identity", [out.name], ["logits"]))
+    size = 224 if arch["stem"] == "imagenet" else 28
+    if example_input is not None:
+        size = example_input.shape[-1]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                            ["batch", arch["in_channels"], size, size])]
+    outputs = [helper.make_tensor_value_info("logits", out_type, ["batch", arch["num_classes"]])]
+    onnx_graph = helper.make_graph(graph.nodes, f"f8lab_{arch['name']}", inputs, outputs,
+                                   graph.initializers)
+    opsets = [helper.make_opsetid("", OPSET)]
+    if any(node.domain == "com.microsoft" for node in graph.nodes):
+        opsets.append(helper.make_opsetid("com.microsoft", 1))
+    onnx_model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="f8lab")
+    onnx_model.ir_version = 8
+    helper.set_model_props(onnx_model, {**props, **(metadata or {})})
+    onnx_model.graph.doc_string = (f"f8lab {format} export of {arch['name']}: input 'input' "
+                                   f"(N, C, H, W) float32, output 'logits'; see metadata_props")
+    onnx.checker.check_model(onnx_model, full_check=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(onnx_model, path)
+    return path
