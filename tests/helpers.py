@@ -68,7 +68,7 @@ def shifted_block_outputs(model: nn.Module, by: int = 1) -> nn.Module:
     """Move every residual sum's FL away from its identity input's, as training does: the
     identity path's scale ratio becomes 2**by instead of 1."""
     for module in model.modules():
-        if isinstance(module, FixAdd) and module._identity_quant is not None:
-            ema = module._output_quant.ema
-            ema.fraclen.fill_(module._identity_quant.ema.rounded() - by)
+        if isinstance(module, FixAdd) and module.identity_quant is not None:
+            ema = module.output_quant.ema
+            ema.fraclen.fill_(module.identity_quant.ema.rounded() - by)
     return model

@@ -14,8 +14,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from f8lab.models import from_float
-from f8lab.nn import ActQuant, FixConv2d, FixLinear
+from f8lab.models import from_float, is_fixed_point
+from f8lab.models.describe import quantized_layers
+from f8lab.nn import ActQuant, FixConv2d
 from f8lab.quant import QuantConfig
 
 KINDS = ("weight", "folded weight", "activation")
@@ -58,7 +59,7 @@ def model_tensors(model: nn.Module, images: torch.Tensor) -> list[ModelTensor]:
     activations are ``u = x / s`` and its folded weights carry the PACT scales, the tensors
     its quantizers see. The model's own mode and weights are left untouched.
     """
-    fixed = any(isinstance(m, (FixConv2d, FixLinear)) for m in model.modules())
+    fixed = is_fixed_point(model)
     twin = copy.deepcopy(model) if fixed else from_float(model, QuantConfig(floating=True,
                                                                              clipping=False))
     twin.eval()
@@ -73,10 +74,7 @@ def model_tensors(model: nn.Module, images: torch.Tensor) -> list[ModelTensor]:
             hook.remove()
     tensors = []
     with torch.no_grad():
-        for name, module in twin.named_modules():
-            if not isinstance(module, (FixConv2d, FixLinear)):
-                continue
-            quant = module._input_quant
+        for name, module, quant in quantized_layers(twin):
             if quant in captured:
                 tensors.append(ModelTensor(name, "activation", quant.signed, captured[quant]))
             tensors.append(ModelTensor(name, "weight", True, module.weight.detach().clone()))

@@ -26,6 +26,7 @@ from f8lab.export.integer_ops import (
     IntMaxPool2d,
     IntRequantize,
 )
+from f8lab.models import is_fixed_point
 from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, WeightQuant
 from f8lab.quant import FraclenEMA
 
@@ -47,7 +48,7 @@ class IntegerModel(nn.Module):
 
 
 def _check(model: nn.Module) -> None:
-    if getattr(model, "quant", None) is None:
+    if not is_fixed_point(model):
         raise ValueError("integerize takes a fixed-point model (build_model(..., quant=QuantConfig()))")
     if model.training:
         raise ValueError("integerize needs the model in evaluation mode: call model.eval() first")
@@ -59,8 +60,8 @@ def _check(model: nn.Module) -> None:
         if isinstance(module, ActQuant) and module.tracked and module.ema.updates.item() == 0:
             raise ValueError(f"{name} was never calibrated (its FL buffer is untouched): train "
                              "the model or run training-mode batches through it first")
-        if isinstance(module, FixAdd) and module._identity_quant is not None:
-            a, b = module._identity_quant, module._output_quant
+        if isinstance(module, FixAdd) and module.identity_quant is not None:
+            a, b = module.identity_quant, module.output_quant
             if a.clipping and a.master is not b.master:
                 raise ValueError(f"{name}: the identity path's scales are not a power of two "
                                  "apart (clipping levels not shared): no exact integer form")
@@ -98,7 +99,7 @@ def _conv_step(conv: FixConv2d) -> IntConv2d:
         weight, bias = conv.folded(None)
         weight_q = conv.weight_quant(weight)
     w_fl = conv.weight_quant.fraclen.clone()
-    in_fl = conv._input_quant.ema.rounded()
+    in_fl = conv.input_quant.ema.rounded()
     shape = (-1, 1, 1, 1) if w_fl.dim() else ()
     q_w = _integer_values(weight_q, w_fl.view(shape), "a weight")
     q_b = _integer_values(bias, in_fl + w_fl, "a bias")
@@ -110,7 +111,7 @@ def _linear_step(linear: FixLinear, pool_size: int) -> IntLinear:
         weight, bias = linear.folded(pool_size)
         weight_q = linear.weight_quant(weight)
     w_fl = linear.weight_quant.fraclen.clone()
-    in_fl = linear._input_quant.ema.rounded()
+    in_fl = linear.input_quant.ema.rounded()
     q_w = _integer_values(weight_q, w_fl.view(-1, 1) if w_fl.dim() else w_fl, "a weight")
     q_b = _integer_values(bias, in_fl + w_fl, "a bias")
     return IntLinear(q_w, q_b, w_fl, in_fl, pool_size)
@@ -121,7 +122,7 @@ def _aligned_fraclen(quant: ActQuant | None, add: FixAdd) -> int | None:
     exponent of the scale ratio ``s / s_out`` that the fake-quant addition applies."""
     if quant is None:
         return None
-    exponent = torch.log2(quant.scale() / add._output_quant.scale()).item()
+    exponent = torch.log2(quant.scale() / add.output_quant.scale()).item()
     if exponent != round(exponent):  # _check refuses unshared levels; this guards the rest
         raise ValueError(f"a residual term's scale ratio 2**{exponent} is not a power of two")
     return quant.ema.rounded() - round(exponent)
@@ -135,7 +136,7 @@ def _requantize_step(quant: ActQuant) -> IntRequantize:
 def _add_step(add: FixAdd) -> IntAdd:
     eight = {name: None if q is None else _requantize_step(q)
              for name, q in (("branch", add.branch_quant), ("shortcut", add.shortcut_quant))}
-    shortcut = add._identity_quant if add._identity_quant is not None else add.shortcut_quant
+    shortcut = add.identity_quant if add.identity_quant is not None else add.shortcut_quant
     return IntAdd(_aligned_fraclen(shortcut, add), _aligned_fraclen(add.branch_quant, add), **eight)
 
 

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 from torch import nn
 
-from f8lab.nn import FixConv2d, FixLinear
+from f8lab.models.describe import clip_level, fraclens, quantized_layers
+from f8lab.nn import FixLinear
 
 COLUMNS = ["layer", "op", "fl_in", "fl_w", "fl_acc", "fl_out", "shift", "alpha"]
-
-
-def _fraclens(values) -> int | list[int]:
-    values = values.tolist()
-    return values if isinstance(values, list) else int(values)
 
 
 def layer_table(model: nn.Module) -> pd.DataFrame:
@@ -28,22 +22,17 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
     FLs are those of the last forward pass: run one batch in eval mode first.
     """
     rows = []
-    for name, module in model.named_modules():
-        if not isinstance(module, (FixConv2d, FixLinear)):
-            continue
-        quant = module._input_quant
+    for name, module, quant in quantized_layers(model):
         fl_in = quant.ema.rounded()
         fl_w = module.weight_quant.fraclen
         fl_acc = fl_in + fl_w
         if isinstance(module, FixLinear):
             op, fl_out = "linear", int(fl_acc.max())
         else:
+            assert module.output_quant is not None  # wired: quantized_layers checked it
             op = "depthwise conv" if module.groups > 1 else "conv"
-            fl_out = module._output_quant.ema.rounded()
-        alpha = quant.clip_level().item() if quant.clipping else math.nan
-        rows.append(dict(layer=name, op=op, fl_in=fl_in, fl_w=_fraclens(fl_w),
-                         fl_acc=_fraclens(fl_acc), fl_out=fl_out,
-                         shift=_fraclens(fl_acc - fl_out), alpha=alpha))
-    if not rows:
-        raise ValueError("layer_table takes a fixed-point model")
+            fl_out = module.output_quant.ema.rounded()
+        rows.append(dict(layer=name, op=op, fl_in=fl_in, fl_w=fraclens(fl_w),
+                         fl_acc=fraclens(fl_acc), fl_out=fl_out,
+                         shift=fraclens(fl_acc - fl_out), alpha=clip_level(quant)))
     return pd.DataFrame(rows, columns=COLUMNS)

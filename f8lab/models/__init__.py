@@ -1,6 +1,13 @@
 """ResNet-18/50 and MobileNet V1/V2, float or fixed point, by name."""
 
 from f8lab.models.describe import describe
-from f8lab.models.registry import build_model, from_float, list_models, load_float_state_dict
+from f8lab.models.registry import (
+    build_model,
+    from_float,
+    is_fixed_point,
+    list_models,
+    load_float_state_dict,
+)
 
-__all__ = ["build_model", "describe", "from_float", "list_models", "load_float_state_dict"]
+__all__ = ["build_model", "describe", "from_float", "is_fixed_point", "list_models",
+           "load_float_state_dict"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pandas as pd
+import torch
 from torch import nn
 
 from f8lab.nn import ActQuant, FixConv2d, FixLinear
@@ -12,9 +14,29 @@ from f8lab.nn import ActQuant, FixConv2d, FixLinear
 COLUMNS = ["layer", "tensor", "wl", "fl", "signed", "alpha", "master", "quantizer"]
 
 
-def _fraclen(values) -> int | list[int]:
-    values = values.tolist()
-    return values if isinstance(values, list) else int(values)
+def fraclens(values: torch.Tensor) -> int | list[int]:
+    """A format tensor as a person reads it: an int, or a list when per channel."""
+    listed = values.tolist()
+    return listed if isinstance(listed, list) else int(listed)
+
+
+def clip_level(quant: ActQuant) -> float:
+    """Where a quantizer clips, in the float model's units (NaN without clipping)."""
+    return quant.clip_level().item() if quant.clipping else math.nan
+
+
+def quantized_layers(model: nn.Module) -> Iterator[tuple[str, FixConv2d | FixLinear, ActQuant]]:
+    """Every convolution and classifier of a fixed-point model, with the quantizer of the
+    tensor it reads: the one loop that describe, layer_table and the value studies share."""
+    found = False
+    for name, module in model.named_modules():
+        if isinstance(module, (FixConv2d, FixLinear)):
+            if module.input_quant is None:
+                raise RuntimeError(f"layer {name} is not wired")
+            found = True
+            yield name, module, module.input_quant
+    if not found:
+        raise ValueError("this takes a fixed-point model (build_model(..., quant=QuantConfig()))")
 
 
 def describe(model: nn.Module) -> pd.DataFrame:
@@ -28,20 +50,12 @@ def describe(model: nn.Module) -> pd.DataFrame:
     """
     names = {module: name for name, module in model.named_modules()}
     rows = []
-    for name, module in model.named_modules():
-        if not isinstance(module, (FixConv2d, FixLinear)):
-            continue
-        quant: ActQuant = module._input_quant
-        if quant is None:
-            raise RuntimeError(f"layer {name} is not wired")
-        alpha = quant.clip_level().item() if quant.clipping else math.nan
+    for name, module, quant in quantized_layers(model):
         rows.append(dict(layer=name, tensor="input", wl=quant.wl, fl=quant.ema.rounded(),
-                         signed=quant.signed, alpha=alpha,
+                         signed=quant.signed, alpha=clip_level(quant),
                          master=names[quant.master] if quant.clipping else None,
                          quantizer=names[quant]))
         rows.append(dict(layer=name, tensor="weight", wl=module.weight_quant.wl,
-                         fl=_fraclen(module.weight_quant.fraclen), signed=True,
+                         fl=fraclens(module.weight_quant.fraclen), signed=True,
                          alpha=math.nan, master=None, quantizer=None))
-    if not rows:
-        raise ValueError("describe takes a fixed-point model (build_model(..., quant=QuantConfig()))")
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -61,6 +61,11 @@ def build_model(name: str, num_classes: int = 1000, quant: QuantConfig | None = 
     return model
 
 
+def is_fixed_point(model: nn.Module) -> bool:
+    """True for a model built with a QuantConfig."""
+    return getattr(model, "quant", None) is not None
+
+
 def fixed_point_only_keys(model: nn.Module) -> set[str]:
     """State-dict keys that a fixed-point model has and its float version lacks."""
     float_model = build_model(**model.arch)
@@ -74,7 +79,7 @@ def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tenso
     the model must be given; the fixed-point extras (α, FL buffers) keep their values.
     """
     own = model.state_dict()
-    extras = fixed_point_only_keys(model) if getattr(model, "quant", None) is not None else set()
+    extras = fixed_point_only_keys(model) if is_fixed_point(model) else set()
     missing = [k for k in own if k not in state_dict and k not in extras]
     unexpected = [k for k in state_dict if k not in own]
     mismatched = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
@@ -92,7 +97,7 @@ def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tenso
 
 def from_float(float_model: nn.Module, quant: QuantConfig) -> nn.Module:
     """A fixed-point model with the float model's conv weights, BN parameters and statistics."""
-    if getattr(float_model, "quant", None) is not None:
+    if is_fixed_point(float_model):
         raise ValueError("from_float takes a float model; this one is already fixed point")
     model = build_model(**float_model.arch, quant=quant)
     load_float_state_dict(model, float_model.state_dict())

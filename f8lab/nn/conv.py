@@ -106,6 +106,16 @@ class FixConv2d(nn.Conv2d):
                             ("_output_quant", output_quant)):
             object.__setattr__(self, name, value)  # references, not submodules
 
+    @property
+    def input_quant(self) -> ActQuant | None:
+        """The quantizer of the tensor this conv reads (None until wired)."""
+        return self._input_quant
+
+    @property
+    def output_quant(self) -> ActQuant | None:
+        """The quantizer whose scale this conv's output is folded to (None until wired)."""
+        return self._output_quant
+
     def _scales(self) -> tuple[torch.Tensor, torch.Tensor | float]:
         """``(s_in, s_out)``: the input's scale in this pass and the output's (1: logits)."""
         if self._bn is None:

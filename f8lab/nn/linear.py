@@ -37,6 +37,11 @@ class FixLinear(nn.Linear):
         """Name the quantizer of the feature map this layer reads."""
         object.__setattr__(self, "_input_quant", input_quant)
 
+    @property
+    def input_quant(self) -> ActQuant | None:
+        """The quantizer of the feature map this layer reads (None until wired)."""
+        return self._input_quant
+
     def folded(self, pool_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The effective weight and bias for a feature map of ``pool_size`` = H·W positions."""
         if self._input_quant is None:

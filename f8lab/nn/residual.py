@@ -38,6 +38,16 @@ class FixAdd(nn.Module):
         self._identity_quant: ActQuant | None = None
         self._output_quant: ActQuant | None = None
 
+    @property
+    def identity_quant(self) -> ActQuant | None:
+        """The block input's quantizer for an identity shortcut; None for a projection."""
+        return self._identity_quant
+
+    @property
+    def output_quant(self) -> ActQuant | None:
+        """The quantizer of the sum (None until wired)."""
+        return self._output_quant
+
     def branch_output(self, output_quant: ActQuant) -> ActQuant:
         """The quantizer whose units the branch's last conv folds in."""
         return self.branch_quant if self.branch_quant is not None else output_quant
