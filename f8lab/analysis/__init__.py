@@ -21,10 +21,12 @@ from f8lab.analysis.plots import (
                                       plot_fraclens,
                                       plot_histograms,
                                       plot_quantization,
+                                      use_theme,
 )
 from f8lab.analysis.values import ModelTensor, channel_std, model_tensors, value_stats
 
 __all__ = [
+    "use_theme",
     "ModelTensor",
     "channel_std",
     "compare_fraclens",
