@@ -45,12 +45,16 @@ class ActQuant(nn.Module):
         self.tracked = fixed_fraclen is None and config.fraclen != "fixed"
         self.clipping = config.clipping and fixed_fraclen is None
         init = config.input_fraclen if fixed_fraclen is None else fixed_fraclen
+        assert init is not None  # QuantConfig fills input_fraclen in
         init = min(init, fraclen_range(self.wl, signed)[1])
         self.ema = FraclenEMA(self.wl, signed, init, config.ema_momentum)
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init))) if self.clipping else None
         self._master: ActQuant | None = None
         # the formats of the current forward pass, as tensors on the model's device (not saved):
         # the FL of this tensor's scale (the rounded EMA before this pass moves it) ...
+        self.pass_fraclen: torch.Tensor
+        self.quant_fraclen: torch.Tensor
+        self.finite: torch.Tensor
         self.register_buffer("pass_fraclen", torch.tensor(float(init)), persistent=False)
         # ... the FL the tensor was quantized with (the batch's own in training) ...
         self.register_buffer("quant_fraclen", torch.tensor(float(init)), persistent=False)
@@ -82,7 +86,13 @@ class ActQuant(nn.Module):
     def clip_level(self) -> torch.Tensor:
         """Where this tensor clips, in the float model's units: |α| of the master, times
         ``levels / master's levels`` when the two differ in signedness."""
-        return self.master.alpha.abs() * self.levels() / self.master.levels()
+        return self._alpha().abs() * self.levels() / self.master.levels()
+
+    def _alpha(self) -> torch.Tensor:
+        alpha = self.master.alpha
+        if alpha is None:
+            raise RuntimeError("this quantizer has no clipping level (clipping is off)")
+        return alpha
 
     def scale(self, fraclen: torch.Tensor | None = None) -> torch.Tensor:
         """The fix scaling ``s = 2**FL * |α| / levels`` (1 without clipping; α and levels are
@@ -92,7 +102,7 @@ class ActQuant(nn.Module):
             return torch.ones((), device=self.ema.fraclen.device)
         if fraclen is None:
             fraclen = self.ema.value()
-        return torch.exp2(fraclen) * self.master.alpha.abs() / self.master.levels()
+        return torch.exp2(fraclen) * self._alpha().abs() / self.master.levels()
 
     def pass_scale(self) -> torch.Tensor:
         """The scale of the tensor this quantizer produced in the current forward pass:

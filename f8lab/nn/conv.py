@@ -74,10 +74,20 @@ def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Ten
                           count: int) -> None:
     """BatchNorm's own update: unbiased variance, momentum or cumulative average. New
     tensors, not in-place updates (see ActQuant.forward): the running fold reads them."""
-    bn.num_batches_tracked = bn.num_batches_tracked + 1
-    momentum = bn.momentum if bn.momentum is not None else 1.0 / bn.num_batches_tracked
-    bn.running_mean = torch.lerp(bn.running_mean, mean, momentum)
-    bn.running_var = torch.lerp(bn.running_var, var * count / max(count - 1, 1), momentum)
+    running_mean, running_var = running_statistics(bn)
+    tracked = bn.num_batches_tracked
+    assert tracked is not None  # FoldedBatchNorm2d tracks its statistics
+    bn.num_batches_tracked = tracked = tracked + 1
+    momentum = bn.momentum if bn.momentum is not None else 1.0 / tracked
+    bn.running_mean = torch.lerp(running_mean, mean, momentum)  # type: ignore[arg-type]
+    bn.running_var = torch.lerp(running_var, var * count / max(count - 1, 1),
+                                momentum)  # type: ignore[arg-type]
+
+
+def running_statistics(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """A BatchNorm's running mean and variance (FoldedBatchNorm2d always tracks them)."""
+    assert bn.running_mean is not None and bn.running_var is not None
+    return bn.running_mean, bn.running_var
 
 
 class FixConv2d(nn.Conv2d):
@@ -116,24 +126,30 @@ class FixConv2d(nn.Conv2d):
         """The quantizer whose scale this conv's output is folded to (None until wired)."""
         return self._output_quant
 
+    def _wiring(self) -> tuple[nn.BatchNorm2d, ActQuant]:
+        """The folded BatchNorm and the input's quantizer; an error until ``attach``."""
+        if self._bn is None or self._input_quant is None:
+            raise RuntimeError("FixConv2d is not wired: call attach(bn, input_quant, output_quant)")
+        return self._bn, self._input_quant
+
     def _scales(self) -> tuple[torch.Tensor, torch.Tensor | float]:
         """``(s_in, s_out)``: the input's scale in this pass and the output's (1: logits)."""
-        if self._bn is None:
-            raise RuntimeError("FixConv2d is not wired: call attach(bn, input_quant, output_quant)")
         s_out = self._output_quant.scale() if self._output_quant is not None else 1.0
-        return self._input_quant.pass_scale(), s_out
+        return self._wiring()[1].pass_scale(), s_out
 
     def folded(self, x_q: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The effective weight and bias ``(W~, b~)``; in training, from ``x_q``'s batch statistics."""
         s_in, s_out = self._scales()
-        bn = self._bn
+        bn = self._wiring()[0]
         if self.training:
+            if x_q is None:
+                raise ValueError("a FixConv2d in training folds its batch statistics: pass x_q")
             y = self._conv_forward(x_q, self.weight * s_in, None)  # conv(s_in·Q(u), W): (N, C, H, W)
             mean, var = batch_statistics(y)
             with torch.no_grad():
                 _update_running_stats(bn, mean, var, y.numel() // y.shape[1])
         else:
-            mean, var = bn.running_mean, bn.running_var
+            mean, var = running_statistics(bn)
         gain = bn.weight / torch.sqrt(var + bn.eps)  # γ / σ
         weight = self.weight * (gain * s_in / s_out).view(-1, 1, 1, 1)
         bias = (bn.bias - mean * gain) / s_out
@@ -142,8 +158,8 @@ class FixConv2d(nn.Conv2d):
     def _forward_running_fold(self, x_q: torch.Tensor) -> torch.Tensor:
         """Training with one convolution: fold the running statistics, correct to the batch's."""
         s_in, s_out = self._scales()
-        bn = self._bn
-        sigma_running = torch.sqrt(bn.running_var + bn.eps)
+        bn, quant = self._wiring()
+        sigma_running = torch.sqrt(running_statistics(bn)[1] + bn.eps)
         gain = bn.weight / sigma_running  # c = γ / σ_run
         weight = self.weight_quant(self.weight * (gain * s_in / s_out).view(-1, 1, 1, 1))
         z = self._conv_forward(x_q, weight, None)  # (N, C, H, W), c / s_out times the pre-BN output
@@ -154,7 +170,7 @@ class FixConv2d(nn.Conv2d):
             _update_running_stats(bn, mean, var, z.numel() // z.shape[1])
         sigma = torch.sqrt(var + bn.eps)
         bias = self.weight_quant.quantize_bias((bn.bias - bn.weight * mean / sigma) / s_out,
-                                               self._input_quant.quant_fraclen)
+                                               quant.quant_fraclen)
         return torch.addcmul(bias.view(1, -1, 1, 1), z, (sigma_running / sigma).view(1, -1, 1, 1))
 
     def forward(self, x_q: torch.Tensor) -> torch.Tensor:
@@ -162,5 +178,5 @@ class FixConv2d(nn.Conv2d):
             return self._forward_running_fold(x_q)
         weight, bias = self.folded(x_q)
         weight = self.weight_quant(weight)
-        bias = self.weight_quant.quantize_bias(bias, self._input_quant.quant_fraclen)
+        bias = self.weight_quant.quantize_bias(bias, self._wiring()[1].quant_fraclen)
         return self._conv_forward(x_q, weight, bias)

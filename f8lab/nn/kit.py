@@ -28,12 +28,19 @@ class LayerKit:
     def fixed_point(self) -> bool:
         return self.quant is not None
 
+    @property
+    def config(self) -> QuantConfig:
+        """The fixed-point kit's QuantConfig."""
+        if self.quant is None:
+            raise ValueError("the float kit has no QuantConfig")
+        return self.quant
+
     def conv(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
              groups: int = 1) -> nn.Module:
         padding = (kernel_size - 1) // 2
         if self.fixed_point:
             return FixConv2d(in_channels, out_channels, kernel_size, stride, padding, groups,
-                             config=self.quant)
+                             config=self.config)
         return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
                          groups=groups, bias=False)
 
@@ -43,24 +50,24 @@ class LayerKit:
     def act(self, max_value: float | None = None) -> nn.Module:
         """ReLU (or ReLU6 with ``max_value=6``); fixed point: an unsigned ActQuant."""
         if self.fixed_point:
-            return ActQuant(self.quant, signed=False, max_value=max_value)
+            return ActQuant(self.config, signed=False, max_value=max_value)
         return nn.ReLU6(inplace=True) if max_value == 6 else nn.ReLU(inplace=True)
 
     def signed_act(self) -> nn.Module:
         """No activation (a linear bottleneck's output); fixed point: a signed ActQuant."""
-        return ActQuant(self.quant, signed=True) if self.fixed_point else nn.Identity()
+        return ActQuant(self.config, signed=True) if self.fixed_point else nn.Identity()
 
     def image_input(self) -> nn.Module:
         """The image's format: pixels/256 at unsigned FL 8, or signed FL 5 when normalised."""
         if not self.fixed_point:
             return nn.Identity()
-        signed = self.quant.signed_input
-        fraclen = min(5, self.quant.bits - 1) if signed else self.quant.bits
-        return ActQuant(self.quant, signed=signed, fixed_fraclen=fraclen)
+        signed = self.config.signed_input
+        fraclen = min(5, self.config.bits - 1) if signed else self.config.bits
+        return ActQuant(self.config, signed=signed, fixed_fraclen=fraclen)
 
     def add(self, projection: bool = False) -> nn.Module:
         """The residual add; ``projection``: the shortcut is a conv (+BN), not the input."""
-        return FixAdd(self.quant, projection) if self.fixed_point else Add()
+        return FixAdd(self.config, projection) if self.fixed_point else Add()
 
     def global_pool(self) -> nn.Module:
         """Global average pool + flatten; fixed point: folded into the classifier."""
@@ -73,6 +80,6 @@ class LayerKit:
 
     def linear(self, in_features: int, out_features: int) -> nn.Module:
         if self.fixed_point:
-            return FixLinear(in_features, out_features, config=self.quant,
-                             rescale_forward=self.quant.rescale_classifier)
+            return FixLinear(in_features, out_features, config=self.config,
+                             rescale_forward=self.config.rescale_classifier)
         return nn.Linear(in_features, out_features)

@@ -32,9 +32,12 @@ class FixAdd(nn.Module):
 
     def __init__(self, config: QuantConfig | None = None, projection: bool = False) -> None:
         super().__init__()
-        eight = config is not None and config.residual == "int8"
-        self.branch_quant = ActQuant(config, signed=True) if eight else None
-        self.shortcut_quant = ActQuant(config, signed=True) if eight and projection else None
+        self.branch_quant: ActQuant | None = None
+        self.shortcut_quant: ActQuant | None = None
+        if config is not None and config.residual == "int8":
+            self.branch_quant = ActQuant(config, signed=True)
+            if projection:
+                self.shortcut_quant = ActQuant(config, signed=True)
         self._identity_quant: ActQuant | None = None
         self._output_quant: ActQuant | None = None
 
@@ -73,6 +76,8 @@ class FixAdd(nn.Module):
         return (quant(x) if quantize else x) * (quant.pass_scale() / output_scale)
 
     def forward(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        if self._output_quant is None:
+            raise RuntimeError("FixAdd is not wired: call attach(identity_quant, output_quant)")
         out = self._output_quant.scale()
         branch = self._in_output_units(branch, self.branch_quant, out, True)
         if self._identity_quant is not None:

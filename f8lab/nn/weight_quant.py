@@ -21,6 +21,9 @@ class WeightQuant(nn.Module):
         self.config, self.wl = config, config.bits
         self.dim = 0 if config.per_channel else None
         shape = (out_channels,) if config.per_channel else ()
+        assert config.weight_fraclen is not None  # QuantConfig fills it in
+        self.fraclen: torch.Tensor
+        self.finite: torch.Tensor
         self.register_buffer("fraclen", torch.full(shape, config.weight_fraclen, dtype=torch.long))
         # whether every weight since the last check had finite values (not saved)
         self.register_buffer("finite", torch.tensor(True), persistent=False)
