@@ -76,6 +76,9 @@ class IntConv2d(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, weight_fraclen: torch.Tensor,
                  input_fraclen: int, stride: int, padding: int, groups: int) -> None:
         super().__init__()
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor
+        self.weight_fraclen: torch.Tensor
         self.register_buffer("weight", weight)                  # (C_out, C_in/groups, k, k) int8 values
         self.register_buffer("bias", bias)                      # (C_out,) int32 values
         self.register_buffer("weight_fraclen", weight_fraclen)  # () or (C_out,)
@@ -112,6 +115,7 @@ class IntAdd(nn.Module):
 
     def forward(self, a: Fixed, b: Fixed) -> Fixed:
         if self.branch is not None:
+            assert self.branch_fraclen is not None  # set with the branch (see integerize)
             a = Fixed(self.branch(a).values, self.branch_fraclen)
         if self.shortcut is not None:
             b = self.shortcut(b)
@@ -128,12 +132,23 @@ class IntAdd(nn.Module):
         return Fixed(_saturate32(total), fraclen if fraclen.dim() else int(fraclen))
 
 
+def _square(value: int | tuple[int, ...], what: str) -> int:
+    """A pooling size given once or as equal entries (square windows only)."""
+    if isinstance(value, int):
+        return value
+    if len(set(value)) != 1:
+        raise ValueError(f"max pooling with {what}={value} is not supported: square windows only")
+    return value[0]
+
+
 class IntMaxPool2d(nn.Module):
     """Max pooling on integers; the FL is unchanged."""
 
     def __init__(self, pool: nn.MaxPool2d) -> None:
         super().__init__()
-        self.kernel, self.stride, self.padding = pool.kernel_size, pool.stride, pool.padding
+        self.kernel, self.stride, self.padding = (
+            _square(pool.kernel_size, "kernel_size"), _square(pool.stride, "stride"),
+            _square(pool.padding, "padding"))
 
     def forward(self, x: Fixed) -> Fixed:
         low = torch.iinfo(torch.int64).min if not x.values.is_floating_point() else float("-inf")
@@ -149,6 +164,9 @@ class IntLinear(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, weight_fraclen: torch.Tensor,
                  input_fraclen: int, pool_size: int) -> None:
         super().__init__()
+        self.weight: torch.Tensor
+        self.bias: torch.Tensor
+        self.weight_fraclen: torch.Tensor
         self.register_buffer("weight", weight)                  # (classes, C) int8 values
         self.register_buffer("bias", bias)                      # (classes,) int32 values
         self.register_buffer("weight_fraclen", weight_fraclen)  # () or (classes,)

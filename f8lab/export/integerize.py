@@ -26,7 +26,7 @@ from f8lab.export.integer_ops import (
     IntMaxPool2d,
     IntRequantize,
 )
-from f8lab.models import is_fixed_point
+from f8lab.models.registry import arch_of, quant_of
 from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, WeightQuant
 from f8lab.quant import FraclenEMA
 
@@ -48,11 +48,12 @@ class IntegerModel(nn.Module):
 
 
 def _check(model: nn.Module) -> None:
-    if not is_fixed_point(model):
+    quant = quant_of(model)
+    if quant is None:
         raise ValueError("integerize takes a fixed-point model (build_model(..., quant=QuantConfig()))")
     if model.training:
         raise ValueError("integerize needs the model in evaluation mode: call model.eval() first")
-    if model.quant.floating:
+    if quant.floating:
         raise ValueError("a floating-mode model has no integer form: it does not round")
     for name, module in model.named_modules():
         if name and not isinstance(module, KNOWN) and not _is_container(module):
@@ -103,7 +104,7 @@ def _conv_step(conv: FixConv2d) -> IntConv2d:
     shape = (-1, 1, 1, 1) if w_fl.dim() else ()
     q_w = _integer_values(weight_q, w_fl.view(shape), "a weight")
     q_b = _integer_values(bias, in_fl + w_fl, "a bias")
-    return IntConv2d(q_w, q_b, w_fl, in_fl, conv.stride[0], conv.padding[0], conv.groups)
+    return IntConv2d(q_w, q_b, w_fl, in_fl, conv.stride[0], int(conv.padding[0]), conv.groups)
 
 
 def _linear_step(linear: FixLinear, pool_size: int) -> IntLinear:
@@ -158,13 +159,14 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
     """
     _check(model)
     if example_input is None:
-        size = 224 if model.arch["stem"] == "imagenet" else 28
-        example_input = torch.zeros(1, model.arch["in_channels"], size, size)
+        arch = arch_of(model)
+        size = 224 if arch["stem"] == "imagenet" else 28
+        example_input = torch.zeros(1, arch["in_channels"], size, size)
     reference = next(model.parameters())
     example_input = example_input.to(reference.device, reference.dtype)
     body = copy.deepcopy(model)
     pool_sizes = _pool_size(body, example_input)  # an eval pass: it also sets each pass scale
-    replacements = {}
+    replacements: dict[str, nn.Module] = {}
     in_adds = {id(q) for m in body.modules() if isinstance(m, FixAdd) for q in m.children()}
     for name, module in body.named_modules():
         if isinstance(module, ActQuant) and id(module) in in_adds:

@@ -31,10 +31,12 @@ def quantized_layers(model: nn.Module) -> Iterator[tuple[str, FixConv2d | FixLin
     found = False
     for name, module in model.named_modules():
         if isinstance(module, (FixConv2d, FixLinear)):
-            if module.input_quant is None:
-                raise RuntimeError(f"layer {name} is not wired")
+            try:
+                quant = module.input_quant
+            except RuntimeError:
+                raise RuntimeError(f"layer {name} is not wired") from None
             found = True
-            yield name, module, module.input_quant
+            yield name, module, quant
     if not found:
         raise ValueError("this takes a fixed-point model (build_model(..., quant=QuantConfig()))")
 

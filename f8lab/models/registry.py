@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -56,19 +57,32 @@ def build_model(name: str, num_classes: int = 1000, quant: QuantConfig | None = 
     arch = dict(name=name, num_classes=num_classes, stem=stem, in_channels=in_channels, width=width)
     model = BUILDERS[name](LayerKit(quant), num_classes=num_classes, stem=stem,
                            in_channels=in_channels, width=width)
-    model.arch = arch
-    model.quant = quant
+    model.arch = arch  # type: ignore[assignment]  # read back with arch_of
+    model.quant = quant  # type: ignore[assignment]  # read back with quant_of
     return model
+
+
+def arch_of(model: nn.Module) -> dict[str, Any]:
+    """The ``build_model`` arguments a model was built with (without ``quant``)."""
+    arch = getattr(model, "arch", None)
+    if not isinstance(arch, dict):
+        raise ValueError(f"{type(model).__name__} was not built by f8lab.models.build_model")
+    return arch
+
+
+def quant_of(model: nn.Module) -> QuantConfig | None:
+    """The QuantConfig a model was built with; None for a float model."""
+    return getattr(model, "quant", None)
 
 
 def is_fixed_point(model: nn.Module) -> bool:
     """True for a model built with a QuantConfig."""
-    return getattr(model, "quant", None) is not None
+    return quant_of(model) is not None
 
 
 def fixed_point_only_keys(model: nn.Module) -> set[str]:
     """State-dict keys that a fixed-point model has and its float version lacks."""
-    float_model = build_model(**model.arch)
+    float_model = build_model(**arch_of(model))
     return set(model.state_dict()) - set(float_model.state_dict())
 
 
@@ -89,7 +103,7 @@ def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tenso
                                 (mismatched, "shape mismatch(es) (given vs model)")) if keys]
     if parts:
         raise ValueError(
-            f"state dict does not fit {model.arch['name']} ({model.arch}): {'; '.join(parts)}. "
+            f"state dict does not fit {arch_of(model)['name']} ({arch_of(model)}): {'; '.join(parts)}. "
             "Check the architecture, stem, width, number of classes and input channels"
         )
     model.load_state_dict(state_dict, strict=False)
@@ -99,6 +113,6 @@ def from_float(float_model: nn.Module, quant: QuantConfig) -> nn.Module:
     """A fixed-point model with the float model's conv weights, BN parameters and statistics."""
     if is_fixed_point(float_model):
         raise ValueError("from_float takes a float model; this one is already fixed point")
-    model = build_model(**float_model.arch, quant=quant)
+    model = build_model(**arch_of(float_model), quant=quant)
     load_float_state_dict(model, float_model.state_dict())
     return model.to(next(float_model.parameters()).device)

@@ -117,9 +117,9 @@ class FixConv2d(nn.Conv2d):
             object.__setattr__(self, name, value)  # references, not submodules
 
     @property
-    def input_quant(self) -> ActQuant | None:
-        """The quantizer of the tensor this conv reads (None until wired)."""
-        return self._input_quant
+    def input_quant(self) -> ActQuant:
+        """The quantizer of the tensor this conv reads (an error until wired)."""
+        return self._wiring()[1]
 
     @property
     def output_quant(self) -> ActQuant | None:

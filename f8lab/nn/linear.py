@@ -38,11 +38,8 @@ class FixLinear(nn.Linear):
         object.__setattr__(self, "_input_quant", input_quant)
 
     @property
-    def input_quant(self) -> ActQuant | None:
-        """The quantizer of the feature map this layer reads (None until wired)."""
-        return self._input_quant
-
-    def _wired_input(self) -> ActQuant:
+    def input_quant(self) -> ActQuant:
+        """The quantizer of the feature map this layer reads (an error until wired)."""
         if self._input_quant is None:
             raise RuntimeError("FixLinear is not wired: call attach(input_quant)")
         return self._input_quant
@@ -52,12 +49,12 @@ class FixLinear(nn.Linear):
         weight = self.weight
         if self.rescale_forward:
             weight = weight / (math.sqrt(self.out_features) * weight.std())
-        return weight * (self._wired_input().pass_scale() / pool_size), self.bias
+        return weight * (self.input_quant.pass_scale() / pool_size), self.bias
 
     def forward(self, x_q: torch.Tensor) -> torch.Tensor:
         if x_q.dim() != 4:
             raise ValueError(f"FixLinear reads a (N, C, H, W) feature map, got shape {tuple(x_q.shape)}")
         weight, bias = self.folded(x_q.shape[2] * x_q.shape[3])
         weight = self.weight_quant(weight)
-        bias = self.weight_quant.quantize_bias(bias, self._wired_input().quant_fraclen)
+        bias = self.weight_quant.quantize_bias(bias, self.input_quant.quant_fraclen)
         return F.linear(x_q.sum(dim=(2, 3)), weight, bias)

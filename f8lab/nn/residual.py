@@ -47,8 +47,10 @@ class FixAdd(nn.Module):
         return self._identity_quant
 
     @property
-    def output_quant(self) -> ActQuant | None:
-        """The quantizer of the sum (None until wired)."""
+    def output_quant(self) -> ActQuant:
+        """The quantizer of the sum (an error until wired)."""
+        if self._output_quant is None:
+            raise RuntimeError("FixAdd is not wired: call attach(identity_quant, output_quant)")
         return self._output_quant
 
     def branch_output(self, output_quant: ActQuant) -> ActQuant:
@@ -76,9 +78,7 @@ class FixAdd(nn.Module):
         return (quant(x) if quantize else x) * (quant.pass_scale() / output_scale)
 
     def forward(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-        if self._output_quant is None:
-            raise RuntimeError("FixAdd is not wired: call attach(identity_quant, output_quant)")
-        out = self._output_quant.scale()
+        out = self.output_quant.scale()
         branch = self._in_output_units(branch, self.branch_quant, out, True)
         if self._identity_quant is not None:
             return branch + self._in_output_units(shortcut, self._identity_quant, out, False)

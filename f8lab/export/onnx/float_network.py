@@ -19,7 +19,10 @@ def _conv(self: nn.Conv2d, graph: Graph, x: Sym) -> Sym:
 
 
 def _batch_norm(self: nn.BatchNorm2d, graph: Graph, x: Sym) -> Sym:
-    params = [self.weight, self.bias, self.running_mean, self.running_var]
+    params = [p for p in (self.weight, self.bias, self.running_mean, self.running_var) if p is not None]
+    if len(params) != 4:
+        raise ValueError("a BatchNorm without affine parameters or running statistics has no "
+                         "onnx-float form here")
     inputs = [x.name] + [graph.const(p.detach().numpy(), np.float32, "bn") for p in params]
     return Sym(graph.op("BatchNormalization", inputs, "bn", epsilon=self.eps))
 

@@ -21,6 +21,7 @@ from f8lab.export.layer_table import layer_table
 from f8lab.export.onnx import float_network, int8, integer_float
 from f8lab.export.onnx.graph import Graph, trace
 from f8lab.models import build_model, load_float_state_dict
+from f8lab.models.registry import arch_of, quant_of
 
 TARGETS = {"onnx-int8": int8.EMITTERS, "onnx-integer-float": integer_float.EMITTERS,
            "onnx-float": float_network.EMITTERS}
@@ -30,7 +31,7 @@ OPSET = 17
 
 def float_network_of(model: nn.Module) -> nn.Module:
     """The float network a fixed-point model was built from, with its float weights."""
-    float_model = build_model(**model.arch)
+    float_model = build_model(**arch_of(model))
     state = {k: v for k, v in model.state_dict().items() if k in float_model.state_dict()}
     load_float_state_dict(float_model, state)
     return float_model.eval()
@@ -57,8 +58,7 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    arch = model.arch
-    quant = getattr(model, "quant", None)
+    arch, quant = arch_of(model), quant_of(model)
     props = {"format": format, "arch": json.dumps(arch),
              "input_convention": "imagenet-normalized" if quant is not None and quant.signed_input
              else "pixels/256 (round(255 x) / 256)"}
