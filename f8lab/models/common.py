@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from torch import nn
 
-from f8lab.nn import ActQuant, LayerKit
+from f8lab.nn import ActQuant, FixConv2d, LayerKit
+
+Layer = TypeVar("Layer", bound=nn.Module)
+
+
+def fixed(module: nn.Module, kind: type[Layer]) -> Layer:
+    """``module`` as the fixed-point layer a fixed-point kit built; wiring runs only on
+    fixed-point models, so anything else is a programming error."""
+    if not isinstance(module, kind):
+        raise TypeError(f"expected a {kind.__name__}, got {type(module).__name__}: only a "
+                        "fixed-point model is wired")
+    return module
 
 
 def conv_bn_act(kit: LayerKit, in_channels: int, out_channels: int, kernel_size: int,
@@ -17,11 +30,12 @@ def conv_bn_act(kit: LayerKit, in_channels: int, out_channels: int, kernel_size:
     )
 
 
-def wire_conv_bn_act(block: nn.Sequential, input_quant: ActQuant) -> ActQuant:
+def wire_conv_bn_act(block: nn.Module, input_quant: ActQuant) -> ActQuant:
     """Wire a fixed-point ``conv_bn_act``; returns the quantizer of its output."""
-    conv, bn, act = block
-    conv.attach(bn, input_quant, act)
-    return act
+    conv, bn, act = fixed(block, nn.Sequential)
+    output_quant = fixed(act, ActQuant)
+    fixed(conv, FixConv2d).attach(bn, input_quant, output_quant)
+    return output_quant
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

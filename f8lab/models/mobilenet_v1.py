@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from f8lab.models.common import conv_bn_act, init_weights, wire_conv_bn_act
-from f8lab.nn import LayerKit
+from f8lab.models.common import conv_bn_act, fixed, init_weights, wire_conv_bn_act
+from f8lab.nn import ActQuant, FixLinear, LayerKit
 
 # c (output channels of the pointwise conv), s (stride of the depthwise conv)
 SEPARABLE_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
@@ -44,11 +44,11 @@ class MobileNetV1(nn.Module):
             self._wire()
 
     def _wire(self) -> None:
-        quant = wire_conv_bn_act(self.features[0], self.image)
+        quant = wire_conv_bn_act(self.features[0], fixed(self.image, ActQuant))
         for block in self.features[1:]:
-            for stage in block:
+            for stage in fixed(block, nn.Sequential):
                 quant = wire_conv_bn_act(stage, quant)
-        self.fc.attach(quant)
+        fixed(self.fc, FixLinear).attach(quant)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.features(self.image(x))))

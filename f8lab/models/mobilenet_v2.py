@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from f8lab.models.common import conv_bn_act, init_weights, make_divisible, wire_conv_bn_act
-from f8lab.nn import ActQuant, LayerKit
+from f8lab.models.common import conv_bn_act, fixed, init_weights, make_divisible, wire_conv_bn_act
+from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, LayerKit
 
 # t (expansion), c (channels), n (blocks), s (stride of the first block)
 INVERTED_RESIDUALS = [
@@ -40,12 +40,12 @@ class InvertedResidual(nn.Module):
             kit.norm(oup),
         ]
         self.conv = nn.Sequential(*layers)
-        self.add = kit.add() if self.use_res_connect else None
+        self.add: nn.Module | None = kit.add() if self.use_res_connect else None
         self.out_act = kit.signed_act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x)
-        if self.use_res_connect:
+        if self.add is not None:
             out = self.add(out, x)
         return self.out_act(out)
 
@@ -54,14 +54,16 @@ class InvertedResidual(nn.Module):
         quant = input_quant
         for stage in self.conv[:-2]:
             quant = wire_conv_bn_act(stage, quant)
-        if not self.use_res_connect:
-            self.conv[-2].attach(self.conv[-1], quant, self.out_act)
-            return self.out_act
-        self.conv[-2].attach(self.conv[-1], quant, self.add.branch_output(self.out_act))
+        out_act, last = fixed(self.out_act, ActQuant), fixed(self.conv[-2], FixConv2d)
+        if self.add is None:
+            last.attach(self.conv[-1], quant, out_act)
+            return out_act
+        add = fixed(self.add, FixAdd)
+        last.attach(self.conv[-1], quant, add.branch_output(out_act))
         if share:  # also where an unsigned input (ReLU6) meets the signed output
-            self.out_act.share_alpha_with(input_quant)
-        self.add.attach(input_quant, self.out_act)
-        return self.out_act
+            out_act.share_alpha_with(input_quant)
+        add.attach(input_quant, out_act)
+        return out_act
 
 
 class MobileNetV2(nn.Module):
@@ -91,14 +93,14 @@ class MobileNetV2(nn.Module):
         self.classifier = nn.Sequential(kit.dropout(0.2), kit.linear(self.last_channel, num_classes))
         init_weights(self, linear_std=0.01)
         if kit.fixed_point:
-            self._wire(kit.quant.share_clipping)
+            self._wire(kit.config.share_clipping)
 
     def _wire(self, share: bool) -> None:
-        quant = wire_conv_bn_act(self.features[0], self.image)
+        quant = wire_conv_bn_act(self.features[0], fixed(self.image, ActQuant))
         for block in self.features[1:-1]:
-            quant = block.wire(quant, share)
+            quant = fixed(block, InvertedResidual).wire(quant, share)
         quant = wire_conv_bn_act(self.features[-1], quant)
-        self.classifier[1].attach(quant)
+        fixed(self.classifier[1], FixLinear).attach(quant)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.features(self.image(x))))

@@ -10,15 +10,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from f8lab.models.common import init_weights
-from f8lab.nn import ActQuant, LayerKit
+from f8lab.models.common import fixed, init_weights
+from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, LayerKit
 
 
 class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, kit: LayerKit, inplanes: int, planes: int, stride: int,
-                 downsample: nn.Module | None) -> None:
+                 downsample: nn.Sequential | None) -> None:
         super().__init__()
         self.conv1 = kit.conv(inplanes, planes, 3, stride)
         self.bn1 = kit.norm(planes)
@@ -35,7 +35,7 @@ class BasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.act_out(self.add(out, shortcut))
 
-    def body(self) -> list[tuple[nn.Module, nn.Module, ActQuant]]:
+    def body(self) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
         return [(self.conv1, self.bn1, self.act1), (self.conv2, self.bn2, self.act_out)]
 
 
@@ -43,7 +43,7 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, kit: LayerKit, inplanes: int, planes: int, stride: int,
-                 downsample: nn.Module | None) -> None:
+                 downsample: nn.Sequential | None) -> None:
         super().__init__()
         self.conv1 = kit.conv(inplanes, planes, 1)
         self.bn1 = kit.norm(planes)
@@ -64,26 +64,31 @@ class Bottleneck(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.act_out(self.add(out, shortcut))
 
-    def body(self) -> list[tuple[nn.Module, nn.Module, ActQuant]]:
+    def body(self) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
         return [(self.conv1, self.bn1, self.act1), (self.conv2, self.bn2, self.act2),
                 (self.conv3, self.bn3, self.act_out)]
 
 
-def wire_block(block: BasicBlock | Bottleneck, input_quant: ActQuant, share: bool) -> ActQuant:
+def wire_block(block: nn.Module, input_quant: ActQuant, share: bool) -> ActQuant:
     """Wire a fixed-point residual block; returns the quantizer of its output."""
+    if not isinstance(block, (BasicBlock, Bottleneck)):
+        raise TypeError(f"expected a residual block, got {type(block).__name__}")
+    add, act_out = fixed(block.add, FixAdd), fixed(block.act_out, ActQuant)
     quant = input_quant
     for conv, bn, act in block.body():
-        conv.attach(bn, quant, block.add.branch_output(act) if act is block.act_out else act)
-        quant = act
+        act_quant = fixed(act, ActQuant)
+        fixed(conv, FixConv2d).attach(
+            bn, quant, add.branch_output(act_quant) if act is block.act_out else act_quant)
+        quant = act_quant
     if block.downsample is not None:
-        block.downsample[0].attach(block.downsample[1], input_quant,
-                                   block.add.shortcut_output(block.act_out))
-        block.add.attach(None, block.act_out)
+        projection, projection_bn = block.downsample
+        fixed(projection, FixConv2d).attach(projection_bn, input_quant, add.shortcut_output(act_out))
+        add.attach(None, act_out)
     else:
         if share:
-            block.act_out.share_alpha_with(input_quant)
-        block.add.attach(input_quant, block.act_out)
-    return block.act_out
+            act_out.share_alpha_with(input_quant)
+        add.attach(input_quant, act_out)
+    return act_out
 
 
 class ResNet(nn.Module):
@@ -95,6 +100,7 @@ class ResNet(nn.Module):
         super().__init__()
         planes = [max(1, int(64 * width * 2**i)) for i in range(4)]
         self.image = kit.image_input()
+        self.maxpool: nn.Module
         if stem == "imagenet":
             self.conv1 = kit.conv(in_channels, planes[0], 7, stride=2)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
@@ -123,15 +129,15 @@ class ResNet(nn.Module):
         self.fc = kit.linear(inplanes, num_classes)
         init_weights(self)
         if kit.fixed_point:
-            self._wire(kit.quant.share_clipping)
+            self._wire(kit.config.share_clipping)
 
     def _wire(self, share: bool) -> None:
-        self.conv1.attach(self.bn1, self.image, self.act1)
-        quant = self.act1
+        quant = fixed(self.act1, ActQuant)
+        fixed(self.conv1, FixConv2d).attach(self.bn1, fixed(self.image, ActQuant), quant)
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             for block in stage:
                 quant = wire_block(block, quant, share)
-        self.fc.attach(quant)
+        fixed(self.fc, FixLinear).attach(quant)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv1(self.image(x))))

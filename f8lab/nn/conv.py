@@ -109,9 +109,10 @@ class FixConv2d(nn.Conv2d):
         self._input_quant: ActQuant | None = None
         self._output_quant: ActQuant | None = None
 
-    def attach(self, bn: nn.BatchNorm2d, input_quant: ActQuant,
-               output_quant: ActQuant | None) -> None:
+    def attach(self, bn: nn.Module, input_quant: ActQuant, output_quant: ActQuant | None) -> None:
         """Name the BatchNorm folded into this conv and the quantizers of its input and output."""
+        if not isinstance(bn, nn.BatchNorm2d):
+            raise TypeError(f"FixConv2d folds a BatchNorm2d, got {type(bn).__name__}")
         for name, value in (("_bn", bn), ("_input_quant", input_quant),
                             ("_output_quant", output_quant)):
             object.__setattr__(self, name, value)  # references, not submodules
