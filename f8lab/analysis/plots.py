@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from f8lab.analysis.values import KINDS, ModelTensor, channel_std
 from f8lab.quant.formats import int_range
@@ -36,6 +37,7 @@ def plot_fraclens(table: pd.DataFrame, title: str = "Fractional lengths across t
     ax.errorbar(x, weights, yerr=[low, high], fmt="o", ms=3, color="tab:red", label="weight FL")
     ax.set_xticks(x, table.layer, rotation=90, fontsize=7)
     ax.set_ylabel("fractional length")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.legend(fontsize=8, ncols=3)
     fig.tight_layout()
@@ -67,6 +69,8 @@ def plot_histograms(tensors: list[ModelTensor], kind: str = "folded weight", col
             ax.plot(grid, np.exp(-0.5 * (grid / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)),
                     color="black", lw=0.8)
         ax.set_title(tensor.name, fontsize=7)
+        ax.set_xlabel("value", fontsize=6)
+        ax.set_ylabel("density", fontsize=6)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(chosen):]:
         ax.axis("off")
@@ -122,6 +126,7 @@ def plot_quantization(x: torch.Tensor, wl: int, fl: int, signed: bool, ax=None, 
             ax.axvline(level * step, color="tab:green", lw=0.5, alpha=0.6)
     ax.set_xlim(min(values.min(), lo * step) - step, max(values.max(), hi * step) + step)
     ax.set_xlabel("value")
+    ax.set_ylabel("count (log)")
     ax.set_title(title or f"{'signed' if signed else 'unsigned'} [{wl}, {fl}]: step 2^-{fl}",
                  fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
@@ -150,6 +155,7 @@ def plot_error_curves(sigmas: np.ndarray, errors: np.ndarray, coefficient: float
                        label=f"floor(log2({coefficient:.1f} / σ))")
     right.set_xlabel("σ")
     right.set_ylabel("FL")
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
     right.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
