@@ -135,10 +135,12 @@ def _requantize_step(quant: ActQuant) -> IntRequantize:
 
 
 def _add_step(add: FixAdd) -> IntAdd:
-    eight = {name: None if q is None else _requantize_step(q)
-             for name, q in (("branch", add.branch_quant), ("shortcut", add.shortcut_quant))}
-    shortcut = add.identity_quant if add.identity_quant is not None else add.shortcut_quant
-    return IntAdd(_aligned_fraclen(shortcut, add), _aligned_fraclen(add.branch_quant, add), **eight)
+    """The integer add; with residual="int8", its terms' requantizations too."""
+    branch, projection = add.branch_quant, add.shortcut_quant
+    shortcut = add.identity_quant if add.identity_quant is not None else projection
+    return IntAdd(_aligned_fraclen(shortcut, add), _aligned_fraclen(branch, add),
+                  branch=None if branch is None else _requantize_step(branch),
+                  shortcut=None if projection is None else _requantize_step(projection))
 
 
 def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
