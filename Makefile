@@ -9,6 +9,8 @@ DATA := data/FashionMNIST/raw/train-images-idx3-ubyte
 BROWSER := /usr/bin/chromium
 PROFILE ?= default
 RESULTS ?= results/$(PROFILE)
+# the README's figures: the default study's, refreshed by `make demo`
+README_FIGURES := 01_activations 02_error_curves_signed 03_formula_vs_grid 04_results 04_format_trace 05_fraclens
 
 .PHONY: help install data browser lint test test-slow demo lab bench clean
 
@@ -63,7 +65,11 @@ demo: $(INSTALLED) $(DATA)
 		$(VENV)/bin/papermill --cwd notebooks -p PROFILE $(PROFILE) -p RESULTS_DIR $(abspath $(RESULTS)) \
 			$$nb $(RESULTS)/$$(basename $$nb); \
 		echo "demo: $$nb done in $$((SECONDS - start)) s"; \
-	done; echo "demo: executed notebooks, figures and results in $(RESULTS) ($$SECONDS s in all)"
+	done; echo "demo: executed notebooks, figures and results in $(RESULTS) ($$SECONDS s in all)"; \
+	if [ "$(PROFILE)" = default ]; then \
+		for f in $(README_FIGURES); do cp $(RESULTS)/figures/$$f.png notebooks/figures/; done; \
+		echo "demo: the README's figures in notebooks/figures are this run's"; \
+	fi
 
 lab: $(INSTALLED) $(DATA)
 	$(VENV)/bin/jupyter lab notebooks/

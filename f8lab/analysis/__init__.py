@@ -6,6 +6,7 @@ from f8lab.analysis.explorers import (
                                       quant_explorer,
                                       quantization_summary,
 )
+from f8lab.analysis.format_trace import FormatTrace, trace_training
 from f8lab.analysis.formula_vs_grid import compare_fraclens
 from f8lab.analysis.fraclen_study import (
                                       derive_coefficients,
@@ -18,6 +19,7 @@ from f8lab.analysis.plots import (
                                       plot_boxes,
                                       plot_channel_std,
                                       plot_error_curves,
+                                      plot_format_trace,
                                       plot_fraclens,
                                       plot_histograms,
                                       plot_quantization,
@@ -27,6 +29,7 @@ from f8lab.analysis.values import ModelTensor, channel_std, model_tensors, value
 
 __all__ = [
     "use_theme",
+    "FormatTrace",
     "ModelTensor",
     "channel_std",
     "compare_fraclens",
@@ -39,6 +42,7 @@ __all__ = [
     "plot_boxes",
     "plot_channel_std",
     "plot_error_curves",
+    "plot_format_trace",
     "plot_fraclens",
     "plot_histograms",
     "plot_quantization",
@@ -46,5 +50,6 @@ __all__ = [
     "quantization_summary",
     "relative_error",
     "step_thresholds",
+    "trace_training",
     "value_stats",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -158,5 +160,37 @@ def plot_error_curves(sigmas: np.ndarray, errors: np.ndarray, coefficient: float
     right.yaxis.set_major_locator(MaxNLocator(integer=True))
     right.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _trace_grid(formats: pd.DataFrame, kind: str, value: str) -> pd.DataFrame:
+    rows = formats[formats.kind == kind]
+    grid = rows.pivot(index="tensor", columns="iteration", values=value)
+    return grid.loc[rows.tensor.unique()]  # network order
+
+
+def plot_format_trace(traces: dict, fl_max: int = 8):
+    """Runs traced step by step (``{label: FormatTrace}``), one row each: the training loss
+    of every run (left), each activation's FL per step (middle: the format its scale used)
+    and the share of each layer's weights that round to zero (right)."""
+    labels = list(traces)
+    mosaic: list[Any] = [["loss", f"fl:{label}", f"zero:{label}"] for label in labels]
+    fig, axes = plt.subplot_mosaic(mosaic, figsize=(15, 3.2 * len(labels) + 0.6),
+                                   width_ratios=[1.0, 1.25, 1.25])
+    for label, trace in traces.items():
+        axes["loss"].plot(trace.losses.iteration, trace.losses.loss, label=label)
+        for panel, kind, value, cmap, top, bar in (
+                ("fl", "input", "fl", "viridis", fl_max, "activation FL"),
+                ("zero", "weight", "zero_share", "rocket_r", 1.0, "share of weights = 0")):
+            ax = axes[f"{panel}:{label}"]
+            sns.heatmap(_trace_grid(trace.formats, kind, value), ax=ax, cmap=cmap, vmin=0,
+                        vmax=top, cbar_kws={"label": bar}, xticklabels="auto", yticklabels=True)
+            ax.tick_params(axis="y", labelsize=6)
+            ax.set(xlabel="training step", ylabel="",
+                   title=f"{label}: {'activation FL' if kind == 'input' else 'weights rounded to 0'}")
+    axes["loss"].set(xlabel="training step", ylabel="training loss (cross-entropy)",
+                     title="loss per step")
+    axes["loss"].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -127,6 +127,17 @@ class Classifier(Protocol):
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
+class StepObserver(Protocol):
+    """Watches a run from the inside (``f8lab.analysis.FormatTrace`` is one): ``attach``
+    gets the model once it is built, ``after_step`` every optimizer step with the step's
+    loss on the device (reading it waits on the device: do so only on the steps you record).
+    """
+
+    def attach(self, model: nn.Module) -> None: ...
+
+    def after_step(self, iteration: int, loss: torch.Tensor) -> None: ...
+
+
 @torch.no_grad()
 def evaluate(model: Classifier, batches, process: Process | None = None) -> dict:
     """Top-1 / top-5 accuracy (%) and the number of images, summed over all processes.
@@ -274,11 +285,14 @@ def sync_buffers(model: nn.Module, process: Process) -> None:
 
 
 def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, init: str | None,
-         train_batches, test_batches, show: bool) -> TrainResult:
+         train_batches, test_batches, show: bool,
+         observer: StepObserver | None = None) -> TrainResult:
     """The run itself, in a claimed output folder: the model (from ``init``, or from
     ``state`` when resuming), the optimizer and the loop."""
     torch.manual_seed(config.run.seed)
     model = make_model(config, init).to(process.device)
+    if observer is not None:
+        observer.attach(model)
     optim = config.optim
     lr = optim.lr * config.data.batch_size * process.world / 256
     groups = parameter_groups(model, optim.weight_decay, optim.weight_decay_on)
@@ -322,6 +336,8 @@ def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, ini
                     run.sums[1] += (logits.argmax(1) == y).sum()
                 run.iteration, run.batch = run.iteration + 1, run.batch + 1
                 run.seen += len(y)
+                if observer is not None:
+                    observer.after_step(run.iteration, loss.detach())
                 if run.iteration % config.run.log_every == 0:
                     check_health(model, run)
                     shown = run.epoch_metrics()
@@ -355,7 +371,8 @@ def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, ini
 
 
 def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | None = None,
-          progress: bool = True, overwrite: bool = False) -> TrainResult:
+          progress: bool = True, overwrite: bool = False,
+          observer: StepObserver | None = None) -> TrainResult:
     """Run the training that ``config`` describes.
 
     A step never waits on the host: the loss and accuracy sums stay on the device and are
@@ -371,6 +388,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
         progress: show tqdm progress bars (on the main process).
         overwrite: replace the run ``out`` holds; without it (or ``resume``) a folder that
             holds a run is refused.
+        observer: watches the steps (a StepObserver), for studies of the training itself.
 
     Returns:
         The last epoch's metrics and the model.
@@ -393,7 +411,7 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
     folder = claim_run_folder(out, resume, overwrite) if process.main else contextlib.nullcontext()
     with folder:  # from here on the run may write to out
         return _fit(config, out, process, state, None if resume else init, train_batches,
-                    test_batches, progress and process.main)
+                    test_batches, progress and process.main, observer)
 
 
 def _identity(config: dict) -> dict:
@@ -402,13 +420,19 @@ def _identity(config: dict) -> dict:
     return {**config, "run": {k: v for k, v in config["run"].items() if k != "init"}}
 
 
+def holds_run(out: str | Path, config: RunConfig) -> bool:
+    """Whether ``out`` holds a run (finished or not) of ``config``; where the initial
+    weights came from does not count."""
+    last = Path(out) / "last.pt"
+    return last.is_file() and _identity(read_checkpoint(last)["config"]) == _identity(config.to_dict())
+
+
 def train_once(config: RunConfig, out: str | Path, progress: bool = True) -> TrainResult:
     """Train unless ``out`` already holds this run: a finished run is loaded, an interrupted
     one resumed; a folder holding a run of another config is trained again from the start.
     """
-    last = Path(out) / "last.pt"
-    if last.is_file():
-        if _identity(read_checkpoint(last)["config"]) == _identity(config.to_dict()):
-            return train(config, out, resume=True, progress=progress)
+    if holds_run(out, config):
+        return train(config, out, resume=True, progress=progress)
+    if (Path(out) / "last.pt").is_file():
         print(f"{out} holds a run of another config: training it again", flush=True)
     return train(config, out, progress=progress, overwrite=True)

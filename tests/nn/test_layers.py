@@ -28,6 +28,26 @@ def test_fix_scaling_is_pact_for_every_fraclen(signed, bits):
             assert torch.equal(s * quant(x / s), pact(x, alpha, quant.levels(), signed))
 
 
+@pytest.mark.parametrize("method", ["std", "grid"])
+def test_with_clipping_a_batch_picks_its_fraclen_relative_to_the_running_one(method):
+    """Why grid search and PACT clipping do not mix (docs/method.md §4): the tensor a
+    quantizer sees is ``x / s`` with ``s = 2**FL * α / levels``, so the batch's own FL is
+    the running FL plus an offset that depends on ``x / α`` alone. When that offset is not
+    0, every step repeats it: the running FL walks to the end of its range."""
+    torch.manual_seed(0)
+    x = torch.randn(50_000, dtype=torch.float64).relu()
+    x[:20] = 13.0  # a few values beyond α = 8: grid search clips them at 2α
+    offsets = set()
+    for running in (3, 4, 5, 6):
+        quant = ActQuant(QuantConfig(fraclen=method), signed=False).double().train()
+        quant.ema.fraclen.fill_(running)
+        quant(x / quant.scale())
+        offsets.add(int(quant.quant_fraclen) - running)
+    # grid search clips at 2α to spare the few large values (a walk down); the formula,
+    # blind to them, clips at α / 2 (a walk up)
+    assert offsets == ({-1} if method == "grid" else {1})
+
+
 def test_unsigned_quantizer_is_relu_and_floating_modes():
     x = torch.linspace(-3, 3, 101)
     exact = ActQuant(QuantConfig(floating=True, clipping=False)).eval()

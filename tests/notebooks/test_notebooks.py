@@ -89,12 +89,17 @@ def test_03_formula_agrees_with_grid_search_on_most_tensors(run_notebook):
 
 def test_04_training_records_every_run(run_notebook):
     record = run_notebook("04_training")
-    assert len(record["ablations"]) == 8 and record["fraclen_rows"] > 0
+    assert len(record["ablations"]) == 9 and record["fraclen_rows"] > 0
     assert record["ablation_train_seconds"].keys() == record["ablations"].keys()
     assert all(seconds > 0 for seconds in record["ablation_train_seconds"].values())
     for top1 in [record["float_top1"], record["f8_top1"], record["tiny_top1"],
                  *record["ablations"].values()]:
         assert 0 <= top1 <= 100
+    # the traced runs show the walk: grid search's FLs go down and their readers' weights
+    # round to zero; the formula's FLs only go up
+    grid, formula = record["format_walks"]["grid search"], record["format_walks"]["formula (std)"]
+    assert grid["fls_down"] > 0 and formula["fls_down"] == 0
+    assert grid["zero_share"] > formula["zero_share"]
 
 
 def test_05_integer_model_equals_fake_quant(run_notebook):
