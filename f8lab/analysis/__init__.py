@@ -3,11 +3,15 @@
 from f8lab.analysis.explorers import (
                                       error_curve_figure,
                                       formula_explorer,
+                                      fraclen_choice_explorer,
+                                      fraclen_choices,
                                       quant_explorer,
                                       quantization_summary,
+                                      run_explorer,
+                                      training_runs,
 )
 from f8lab.analysis.format_trace import FormatTrace, trace_training
-from f8lab.analysis.formula_vs_grid import compare_fraclens
+from f8lab.analysis.formula_vs_grid import compare_fraclens, compare_statistics
 from f8lab.analysis.fraclen_study import (
                                       derive_coefficients,
                                       fit_coefficient,
@@ -18,38 +22,59 @@ from f8lab.analysis.fraclen_study import (
 from f8lab.analysis.plots import (
                                       plot_boxes,
                                       plot_channel_std,
+                                      plot_coefficients_by_width,
                                       plot_error_curves,
                                       plot_format_trace,
+                                      plot_formats_side_by_side,
+                                      plot_formula_vs_grid,
                                       plot_fraclens,
+                                      plot_fraclens_in_training,
+                                      plot_gaussian_distance,
                                       plot_histograms,
+                                      plot_learning_curves,
                                       plot_quantization,
+                                      plot_results,
                                       use_theme,
 )
+from f8lab.analysis.study import Study
 from f8lab.analysis.values import ModelTensor, channel_std, model_tensors, value_stats
 
 __all__ = [
     "use_theme",
     "FormatTrace",
     "ModelTensor",
+    "Study",
     "channel_std",
     "compare_fraclens",
+    "compare_statistics",
     "derive_coefficients",
     "error_curve_figure",
     "fit_coefficient",
     "formula_explorer",
+    "fraclen_choice_explorer",
+    "fraclen_choices",
     "model_tensors",
     "optimal_fraclen_curve",
     "plot_boxes",
     "plot_channel_std",
+    "plot_coefficients_by_width",
     "plot_error_curves",
     "plot_format_trace",
+    "plot_formats_side_by_side",
+    "plot_formula_vs_grid",
+    "plot_fraclens_in_training",
+    "plot_gaussian_distance",
     "plot_fraclens",
     "plot_histograms",
+    "plot_learning_curves",
     "plot_quantization",
+    "plot_results",
     "quant_explorer",
     "quantization_summary",
+    "run_explorer",
     "relative_error",
     "step_thresholds",
+    "training_runs",
     "trace_training",
     "value_stats",
 ]

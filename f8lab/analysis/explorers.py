@@ -1,16 +1,22 @@
 """Interactive explorers (ipywidgets): move a slider, see the quantization grid and its error.
 
 ``quant_explorer`` puts any tensor of a model under any format; ``formula_explorer`` redraws
-the Monte Carlo study of docs/method.md §2 for any word length.
+the Monte Carlo study of docs/method.md §2 for any word length; ``fraclen_choice_explorer``
+sets the formula's choices (each statistic) against grid search's on any tensor;
+``run_explorer`` shows any training run's learning curves and formats over epochs.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from IPython.display import display
+from matplotlib.ticker import MaxNLocator
 
 from f8lab.analysis.fraclen_study import (
     fit_coefficient,
@@ -18,13 +24,18 @@ from f8lab.analysis.fraclen_study import (
     relative_error,
     step_thresholds,
 )
-from f8lab.analysis.plots import plot_error_curves, plot_quantization
+from f8lab.analysis.plots import (
+    plot_error_curves,
+    plot_fraclens_in_training,
+    plot_learning_curves,
+    plot_quantization,
+)
 from f8lab.analysis.values import ModelTensor
 from f8lab.quant import fraclen_grid_search
 from f8lab.quant.choose import choose_fraclen
 from f8lab.quant.formats import fraclen_range, int_range
-from f8lab.quant.formula import coefficient
-from f8lab.quant.grid_search import quant_rmse
+from f8lab.quant.formula import METRICS, coefficient
+from f8lab.quant.grid_search import grid_errors, quant_rmse
 
 MIN_BITS, MAX_BITS = 2, 16
 
@@ -133,3 +144,93 @@ def formula_explorer(sigmas: np.ndarray | None = None, samples: int = 2_000) -> 
     kind.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox([bits, kind]), caption, figure])
+
+
+def fraclen_choices(x: torch.Tensor, wl: int, signed: bool) -> dict[str, tuple[int, float]]:
+    """The FL that grid search and the formula on each statistic pick for ``x`` (published
+    coefficients), each with its RMS error: ``{method: (fl, rmse)}``."""
+    picks = {"grid search": int(fraclen_grid_search(x, wl, signed))}
+    picks.update({f"formula ({metric})": int(choose_fraclen(x, wl, signed, metric))
+                  for metric in METRICS})
+    return {method: (fl, float(quant_rmse(x, wl, fl, signed))) for method, fl in picks.items()}
+
+
+def fraclen_choice_figure(x: torch.Tensor, wl: int, signed: bool, title: str = ""):
+    """The RMS error of every valid FL on ``x``, with the FL each method picks marked."""
+    lo, hi = fraclen_range(wl, signed)
+    errors = grid_errors(x, wl, signed).flip(0).double().numpy()  # FL lo..hi
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.semilogy(np.arange(lo, hi + 1), errors, "o-", color="0.4", ms=4, label="every FL")
+    styles = ["-", "--", "-.", ":"]
+    for (method, (fl, rmse)), style in zip(fraclen_choices(x, wl, signed).items(), styles):
+        ax.axvline(fl, linestyle=style, lw=2, label=f"{method}: FL {fl}, RMS {rmse:.3g}",
+                   color=plt.cm.tab10(styles.index(style)))
+    ax.set(xlabel="fractional length", ylabel="RMS quantization error", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def fraclen_choice_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
+    """A tensor picker and a bit-width slider: the error of every FL on the tensor, and the
+    FL that grid search and the formula on each statistic pick, with what each costs."""
+    if not tensors:
+        raise ValueError("fraclen_choice_explorer needs at least one tensor (see model_tensors)")
+    picker = widgets.Dropdown(options=[(t.label, i) for i, t in enumerate(tensors)],
+                              description="tensor", layout=widgets.Layout(width="420px"))
+    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=MAX_BITS, description="bit width")
+    summary = widgets.HTML()
+    figure = widgets.Output()
+
+    def redraw(*_) -> None:
+        t = tensors[picker.value]
+        choices = fraclen_choices(t.values, bits.value, t.signed)
+        best = choices["grid search"][1]
+        summary.value = " &nbsp;|&nbsp; ".join(
+            f"{method}: FL <b>{fl}</b> ({rmse / best if best > 0 else 1.0:.2f}× grid's error)"
+            for method, (fl, rmse) in choices.items())
+        with figure:
+            figure.clear_output(wait=True)
+            fig = fraclen_choice_figure(t.values, bits.value, t.signed, t.label)
+            display(fig)
+            plt.close(fig)
+
+    picker.observe(redraw, names="value")
+    bits.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([picker, bits]), summary, figure])
+
+
+def training_runs(results: str | Path) -> dict[str, Path]:
+    """Every run folder under ``results`` (a folder with a ``metrics.csv``), by its path
+    relative to ``results``."""
+    results = Path(results)
+    return {str(path.parent.relative_to(results)): path.parent
+            for path in sorted(results.rglob("metrics.csv"))}
+
+
+def run_explorer(results: str | Path) -> widgets.VBox:
+    """A run picker over the runs under ``results``: the run's learning curves and, for a
+    fixed-point run, every tensor's FL after each epoch."""
+    runs = training_runs(results)
+    if not runs:
+        raise ValueError(f"no training run under {results}: train one first (f8lab train)")
+    picker = widgets.Dropdown(options=list(runs), description="run",
+                              layout=widgets.Layout(width="420px"))
+    figure = widgets.Output()
+
+    def redraw(*_) -> None:
+        folder = runs[picker.value]
+        with figure:
+            figure.clear_output(wait=True)
+            figures = [plot_learning_curves({picker.value: pd.read_csv(folder / "metrics.csv")})]
+            if (folder / "fraclens.csv").is_file():
+                figures.append(plot_fraclens_in_training(pd.read_csv(folder / "fraclens.csv")))
+            for fig in figures:
+                display(fig)
+                plt.close(fig)
+
+    picker.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([picker, figure])

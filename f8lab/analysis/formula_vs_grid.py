@@ -14,6 +14,7 @@ import torch
 from f8lab.analysis.values import ModelTensor
 from f8lab.quant import fraclen_grid_search
 from f8lab.quant.choose import choose_fraclen
+from f8lab.quant.formula import METRICS
 from f8lab.quant.grid_search import quant_rmse
 
 
@@ -28,7 +29,7 @@ def _timed(function, repeats: int):
 
 def compare_fraclens(tensors: list[ModelTensor], wl: int = 8, per_channel: bool = False,
                      metric: str = "std", kinds: tuple[str, ...] = ("folded weight", "activation"),
-                     repeats: int = 3) -> pd.DataFrame:
+                     repeats: int = 3, source: str = "published") -> pd.DataFrame:
     """A row per tensor: the formula's FL and grid search's, their RMS errors and times.
 
     Args:
@@ -38,6 +39,7 @@ def compare_fraclens(tensors: list[ModelTensor], wl: int = 8, per_channel: bool 
         metric: the formula's statistic, "std", "mean" or "rms".
         kinds: which tensors to compare; by default those the 8-bit model quantizes.
         repeats: each method is timed this many times; the fastest run counts.
+        source: the formula's coefficients, "published" or "derived".
 
     Returns:
         Columns layer, kind, signed, formula_fl, grid_fl (lists when per channel), agree
@@ -50,7 +52,8 @@ def compare_fraclens(tensors: list[ModelTensor], wl: int = 8, per_channel: bool 
             continue
         x = tensor.values
         dim = 0 if per_channel and tensor.kind != "activation" else None
-        formula, formula_s = _timed(partial(choose_fraclen, x, wl, tensor.signed, metric, dim), repeats)
+        formula, formula_s = _timed(partial(choose_fraclen, x, wl, tensor.signed, metric, dim,
+                                            source), repeats)
         grid, grid_s = _timed(partial(fraclen_grid_search, x, wl, tensor.signed, dim), repeats)
         formula, grid = torch.as_tensor(formula), torch.as_tensor(grid)
         formula_rmse = quant_rmse(x, wl, formula, tensor.signed, dim).square().mean().sqrt()
@@ -62,3 +65,23 @@ def compare_fraclens(tensors: list[ModelTensor], wl: int = 8, per_channel: bool 
                          formula_rmse=float(formula_rmse), grid_rmse=float(grid_rmse),
                          error_ratio=ratio, formula_ms=1e3 * formula_s, grid_ms=1e3 * grid_s))
     return pd.DataFrame(rows)
+
+
+def compare_statistics(tensors: list[ModelTensor], wl: int = 8,
+                       kinds: tuple[str, ...] = ("activation",)) -> pd.DataFrame:
+    """Which statistic of the formula predicts grid search best: a row per metric ("std",
+    the pre-ReLU std for unsigned tensors; "mean", mean |x| of the represented values;
+    "rms") and coefficient source ("published", "derived"), with the share of tensors on
+    which it picks grid search's FL (``agree``, in %), and the formula's RMS error over
+    grid search's, on average and at worst (``mean_ratio``, ``worst_ratio``). Sorted best
+    first (agreement, then average error)."""
+    rows = []
+    for metric in METRICS:
+        for source in ("published", "derived"):
+            table = compare_fraclens(tensors, wl, metric=metric, kinds=kinds, repeats=1,
+                                     source=source)
+            rows.append(dict(metric=metric, source=source, agree=100 * table.agree.mean(),
+                             mean_ratio=table.error_ratio.mean(),
+                             worst_ratio=table.error_ratio.max()))
+    return pd.DataFrame(rows).sort_values(["agree", "mean_ratio"], ascending=[False, True],
+                                          ignore_index=True)

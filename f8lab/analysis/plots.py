@@ -194,3 +194,120 @@ def plot_format_trace(traces: dict, fl_max: int = 8):
     axes["loss"].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_learning_curves(curves: dict[str, pd.DataFrame], after: dict[str, int] | None = None):
+    """Test top-1 and training loss per epoch of each run (``{name: metrics.csv frame}``);
+    ``after`` shifts a run's epochs, e.g. a fine-tune drawn after the run it started from."""
+    after = after or {}
+    fig, (top1, loss) = plt.subplots(1, 2, figsize=(12, 3.4))
+    for name, frame in curves.items():
+        epochs = frame.epoch + after.get(name, 0)
+        top1.plot(epochs, frame.top1, "o-", ms=3, label=name)
+        loss.plot(epochs, frame.train_loss, "o-", ms=3, label=name)
+    top1.set(xlabel="epoch", ylabel="test top-1 (%)")
+    loss.set(xlabel="epoch", ylabel="training loss (cross-entropy)", yscale="log")
+    for ax in (top1, loss):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    top1.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fraclens_in_training(fraclens: pd.DataFrame, title: str = ""):
+    """Every quantized tensor's FL after each epoch, a heatmap per kind (inputs, weights),
+    from a run's ``fraclens.csv``."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, tensor in zip(axes, ("input", "weight")):
+        rows = fraclens[fraclens.tensor == tensor]
+        grid = rows.pivot(index="layer", columns="epoch", values="fl").loc[rows.layer.unique()]
+        sns.heatmap(grid, ax=ax, cmap="viridis", cbar_kws={"label": "fractional length"},
+                    yticklabels=True)
+        ax.tick_params(axis="y", labelsize=6)
+        ax.set(xlabel="epoch", ylabel="", title=f"{title}{tensor} FL per layer")
+    fig.tight_layout()
+    return fig
+
+
+def plot_formula_vs_grid(table: pd.DataFrame, title: str = "8-bit model"):
+    """From ``compare_fraclens``: the formula's FL and grid search's per tensor (left) and
+    the formula's RMS error over grid search's (right), in network order, per kind."""
+    fig, (fls, ratios) = plt.subplots(1, 2, figsize=(12, 3.4))
+    for kind, group in table.groupby("kind"):
+        x = range(len(group))
+        fls.plot(x, group.formula_fl, "o", label=f"{kind}: formula")
+        fls.plot(x, group.grid_fl, "x", ms=8, label=f"{kind}: grid search")
+        ratios.semilogy(x, group.error_ratio, "o-", ms=3, label=kind)
+    fls.set(xlabel="layer (network order)", ylabel="fractional length",
+            title=f"{title}: FL per tensor")
+    ratios.set(xlabel="layer (network order)", ylabel="formula RMSE / grid RMSE",
+               title="the formula's extra error")
+    for axis in (fls.xaxis, fls.yaxis, ratios.xaxis):  # layers and FLs are integers
+        axis.set_major_locator(MaxNLocator(integer=True))
+    fls.legend(fontsize=7)
+    ratios.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_formats_side_by_side(tensor: ModelTensor, formats: dict[str, int], wl: int = 8):
+    """One tensor quantized at several FLs (``{who: fl}``), a panel each: which part of the
+    distribution each format gives up."""
+    fig, axes = plt.subplots(1, len(formats), figsize=(6 * len(formats), 3), squeeze=False)
+    for ax, (who, fl) in zip(axes[0], formats.items()):
+        plot_quantization(tensor.values, wl, int(fl), tensor.signed, ax=ax,
+                          title=f"{tensor.label}, {who}: FL {fl}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_results(runs: pd.DataFrame):
+    """Test top-1 of every run (``run, group, top1``: a row per seed), one bar per run at
+    the mean over its seeds, with ± one standard deviation where it has several, coloured
+    by group; the axis spans 0-100%."""
+    order = list(dict.fromkeys(runs.run))
+    fig, ax = plt.subplots(figsize=(10, 0.38 * len(order) + 1.2))
+    sns.barplot(runs, x="top1", y="run", hue="group", order=order, errorbar="sd",
+                dodge=False, capsize=0.3, err_kws={"linewidth": 1.2}, ax=ax)
+    means = runs.groupby("run", sort=False).top1.agg(["mean", "std", "count"])
+    for y, run in enumerate(order):
+        mean, std, count = means.loc[run]
+        label = f" {mean:.2f}" + (f" ± {std:.2f} ({int(count)} seeds)" if count > 1 else "")
+        ax.text(mean + (std if count > 1 else 0.0), y, label, va="center", fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.set(xlabel="test top-1 (%)", ylabel="")
+    handles, labels = ax.get_legend_handles_labels()
+    legend = ax.get_legend()
+    if legend is not None:  # drawn again below the axes
+        legend.remove()
+    fig.legend(handles, labels, loc="lower center", ncols=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))  # room for the legend
+    return fig
+
+
+def plot_gaussian_distance(stats: pd.DataFrame):
+    """From ``value_stats``: each tensor's KS distance to the Gaussian the formula assumes,
+    in network order, per kind."""
+    fig, ax = plt.subplots(figsize=(12, 3))
+    for kind, group in stats.groupby("kind"):
+        ax.plot(range(len(group)), group.ks_gaussian, "o-", ms=3, label=kind)
+    ax.set(xlabel="layer (network order)", ylabel="KS distance to the formula's model")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_coefficients_by_width(by_width: pd.DataFrame):
+    """C of the std formula against the word length (``wl, quantizer, C, stored_table``):
+    this run's Monte Carlo fit, and the table shipped in f8lab as crosses."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for kind, group in by_width.groupby("quantizer"):
+        ax.semilogy(group.wl, group.C, "o-", label=f"{kind}: this run")
+        ax.semilogy(group.wl, group.stored_table, "k+", ms=9)
+    ax.set(xlabel="word length (bits)", ylabel="C (std metric)",
+           title="C for every word length (+: the table shipped in f8lab)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    fig.tight_layout()
+    return fig

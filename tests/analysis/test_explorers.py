@@ -6,10 +6,20 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from f8lab.analysis import ModelTensor, formula_explorer, quant_explorer, quantization_summary  # noqa: E402
+from f8lab.analysis import (  # noqa: E402
+    ModelTensor,
+    formula_explorer,
+    fraclen_choice_explorer,
+    fraclen_choices,
+    quant_explorer,
+    quantization_summary,
+    run_explorer,
+    training_runs,
+)
 
 
 def test_quantization_summary():
@@ -48,3 +58,43 @@ def test_formula_explorer_redraws_for_each_width():
     assert "4-bit signed" in caption.value
     kind.value = False
     assert "4-bit unsigned" in caption.value
+
+
+def test_fraclen_choice_explorer_follows_its_controls():
+    generator = torch.Generator().manual_seed(0)
+    tensors = [ModelTensor("w", "weight", True, torch.randn(5000, generator=generator) * 0.1),
+               ModelTensor("x", "activation", False, torch.randn(5000, generator=generator) + 1)]
+    box = fraclen_choice_explorer(tensors)
+    (picker, bits), summary = box.children[0].children, box.children[1]
+    choices = fraclen_choices(tensors[0].values, 8, True)
+    assert set(choices) == {"grid search", "formula (std)", "formula (mean)", "formula (rms)"}
+    assert f"grid search: FL <b>{choices['grid search'][0]}</b> (1.00×" in summary.value
+    # grid search has the smallest error of every valid FL
+    assert all(rmse >= choices["grid search"][1] for _, rmse in choices.values())
+    bits.value = 4
+    four = fraclen_choices(tensors[0].values, 4, True)
+    assert f"formula (std): FL <b>{four['formula (std)'][0]}</b>" in summary.value
+    picker.value = 1
+    unsigned = fraclen_choices(tensors[1].values, 4, False)
+    assert f"grid search: FL <b>{unsigned['grid search'][0]}</b>" in summary.value
+    with pytest.raises(ValueError, match="at least one tensor"):
+        fraclen_choice_explorer([])
+
+
+def test_run_explorer_lists_the_runs_and_draws_each(tmp_path, capsys):
+    metrics = pd.DataFrame(dict(epoch=[1, 2], top1=[50.0, 60.0], train_loss=[1.0, 0.8]))
+    for run in ("fp", "ablations/variant_0"):
+        (tmp_path / run).mkdir(parents=True)
+        metrics.to_csv(tmp_path / run / "metrics.csv", index=False)
+    pd.DataFrame(dict(epoch=[1, 1, 2, 2], layer=["conv1"] * 4, tensor=["input", "weight"] * 2,
+                      signed=[False, True] * 2, fl=[8.0, 6.0, 8.0, 7.0])).to_csv(
+        tmp_path / "ablations/variant_0/fraclens.csv", index=False)
+    assert list(training_runs(tmp_path)) == ["ablations/variant_0", "fp"]
+    capsys.readouterr()
+    picker = run_explorer(tmp_path).children[0]
+    # outside a kernel the figures are printed: learning curves and the FL heatmaps ...
+    assert capsys.readouterr().out.count("Figure(") == 2
+    picker.value = "fp"
+    assert capsys.readouterr().out.count("Figure(") == 1  # ... a float run's curves only
+    with pytest.raises(ValueError, match="no training run"):
+        run_explorer(tmp_path / "fp" / "nothing")

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from f8lab.analysis import ModelTensor, channel_std, compare_fraclens, model_tensors, value_stats
+from f8lab.analysis import (
+    ModelTensor,
+    channel_std,
+    compare_fraclens,
+    compare_statistics,
+    model_tensors,
+    value_stats,
+)
 from f8lab.analysis.values import gaussian_distance
 from f8lab.models import build_model, from_float
 from f8lab.quant import QuantConfig
@@ -81,3 +88,21 @@ def test_formula_and_grid_search_on_gaussians_and_elsewhere():
     per_channel = compare_fraclens([gaussian], per_channel=True, repeats=1).iloc[0]
     assert len(per_channel.formula_fl) == 64 and 0.0 <= per_channel.agree <= 1.0
     assert per_channel.error_ratio >= 1.0 - 1e-12
+
+
+def test_compare_statistics_ranks_every_metric_and_source():
+    generator = torch.Generator().manual_seed(0)
+    tensors = [ModelTensor(f"a{i}", "activation", False,
+                           torch.randn(4, 8, 20, 20, generator=generator) * sigma + shift)
+               for i, (sigma, shift) in enumerate([(0.3, 0.0), (1.1, 0.0), (0.5, 1.0), (2.0, -1.0)])]
+    table = compare_statistics(tensors)
+    assert sorted(zip(table.metric, table.source)) == sorted(
+        (m, s) for m in ("std", "mean", "rms") for s in ("published", "derived"))
+    assert table.agree.between(0, 100).all() and (table.worst_ratio >= table.mean_ratio).all()
+    assert (table.mean_ratio >= 1.0 - 1e-12).all()
+    assert list(table.agree) == sorted(table.agree, reverse=True)
+    # each row is compare_fraclens's answer for that metric and source
+    row = table.set_index(["metric", "source"]).loc[("rms", "derived")]
+    direct = compare_fraclens(tensors, metric="rms", source="derived", repeats=1)
+    assert row.agree == pytest.approx(100 * direct.agree.mean())
+    assert row.worst_ratio == pytest.approx(direct.error_ratio.max())

@@ -78,18 +78,27 @@ def test_02_reproduces_the_published_coefficients(run_notebook):
 
 
 def test_03_formula_agrees_with_grid_search_on_most_tensors(run_notebook):
-    summary = run_notebook("03_grid_search")["summary"]
+    record = run_notebook("03_grid_search")
+    summary = record["summary"]
     for row in summary:
         assert row["worst_error_ratio"] >= 1.0 - 1e-9  # grid search is the optimum
         if row["tensors"] == "folded weight":
             assert row["agree"] >= 0.9
     overall = [row for row in summary if row["tensors"] == "all" and row["formats"] == "per layer"]
     assert len(overall) == 2 and all(row["agree"] > 0.5 for row in overall)
+    # six statistic variants ranked on the activations, best first
+    variants = record["statistics"]
+    assert len(variants) == 6 and all(row["mean_ratio"] >= 1.0 - 1e-9 for row in variants)
+    assert [row["agree"] for row in variants] == sorted((row["agree"] for row in variants), reverse=True)
 
 
 def test_04_training_records_every_run(run_notebook):
     record = run_notebook("04_training")
-    assert len(record["ablations"]) == 9 and record["fraclen_rows"] > 0
+    assert len(record["ablations"]) == 10 and record["fraclen_rows"] > 0
+    # every short run is repeated per seed and reported with its spread
+    assert len(record["seeds"]) >= 3 and len(record["tiny_top1_per_seed"]) == len(record["seeds"])
+    assert record["ablation_std"].keys() == record["ablations"].keys()
+    assert all(std >= 0 for std in record["ablation_std"].values())
     assert record["ablation_train_seconds"].keys() == record["ablations"].keys()
     assert all(seconds > 0 for seconds in record["ablation_train_seconds"].values())
     for top1 in [record["float_top1"], record["f8_top1"], record["tiny_top1"],

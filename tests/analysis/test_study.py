@@ -1,0 +1,32 @@
+"""Study: the notebooks' shared set-up."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from f8lab.analysis import Study
+from f8lab.analysis.study import STUDY_PROFILES
+from f8lab.train.config import PROFILES
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "fashion_mnist"
+
+
+def test_start_makes_the_folders_and_checks_the_profile(tmp_path):
+    study = Study.start("quick", tmp_path / "results", CONFIGS)
+    assert study.figures.is_dir() and study.figures == tmp_path / "results" / "figures"
+    assert study.size({"quick": {"images": 16}, "default": {"images": 256}}) == {"images": 16}
+    with pytest.raises(ValueError, match="no sizes for profile 'quick'"):
+        study.size({"default": {}})
+    with pytest.raises(ValueError, match=r"PROFILE 'imagenet' is not one of \['quick', 'default'\]"):
+        Study.start("imagenet", tmp_path)
+    assert set(STUDY_PROFILES) <= set(PROFILES)
+
+
+def test_configs_runs_and_records(tmp_path):
+    study = Study.start("quick", tmp_path, CONFIGS)
+    config = study.config("resnet18_f8", study.float_init, "run.seed=3")
+    assert config.run.init == str(tmp_path / "resnet18_fp" / "best.pt") and config.run.seed == 3
+    assert config.optim.epochs == 1  # the quick profile's
+    record = study.write_record("00_test", {"top1": 1.5})
+    assert json.loads((tmp_path / "00_test.json").read_text()) == record
