@@ -1,10 +1,12 @@
 """Statistics, error curves, plots and interactive explorers for the F8Net study."""
 
 from f8lab.analysis.explorers import (
+                                      accumulator_bound,
                                       error_curve_figure,
                                       formula_explorer,
                                       fraclen_choice_explorer,
                                       fraclen_choices,
+                                      integer_layer_explorer,
                                       quant_explorer,
                                       quantization_summary,
                                       run_explorer,
@@ -45,6 +47,7 @@ __all__ = [
     "ModelTensor",
     "Study",
     "channel_std",
+    "accumulator_bound",
     "compare_fraclens",
     "compare_statistics",
     "derive_coefficients",
@@ -53,6 +56,7 @@ __all__ = [
     "formula_explorer",
     "fraclen_choice_explorer",
     "fraclen_choices",
+    "integer_layer_explorer",
     "model_tensors",
     "optimal_fraclen_curve",
     "plot_boxes",

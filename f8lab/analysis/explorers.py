@@ -3,7 +3,9 @@
 ``quant_explorer`` puts any tensor of a model under any format; ``formula_explorer`` redraws
 the Monte Carlo study of docs/method.md §2 for any word length; ``fraclen_choice_explorer``
 sets the formula's choices (each statistic) against grid search's on any tensor;
-``run_explorer`` shows any training run's learning curves and formats over epochs.
+``run_explorer`` shows any training run's learning curves and formats over epochs;
+``integer_layer_explorer`` shows a convolution's integer weights and how large its
+accumulator can grow at any word length.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from f8lab.analysis.plots import (
     plot_quantization,
 )
 from f8lab.analysis.values import ModelTensor
-from f8lab.quant import fraclen_grid_search
+from f8lab.quant import fix_quant, fraclen_grid_search
 from f8lab.quant.choose import choose_fraclen
 from f8lab.quant.formats import fraclen_range, int_range
 from f8lab.quant.formula import METRICS, coefficient
@@ -234,3 +236,74 @@ def run_explorer(results: str | Path) -> widgets.VBox:
     picker.observe(redraw, names="value")
     redraw()
     return widgets.VBox([picker, figure])
+
+
+def accumulator_bound(weight: torch.Tensor, fl: int, wl: int,
+                      input_signed: bool) -> tuple[torch.Tensor, float]:
+    """A layer's integer weights at format ``(wl, fl)`` and the largest magnitude its
+    accumulator can reach: every input at its largest integer with the sign of its weight,
+    ``max over output channels of sum |w_int| * x_max``, bias left out."""
+    q = fix_quant(weight.detach().double(), wl, fl, True) * 2.0**fl
+    x_max = int_range(wl, input_signed)[1]
+    return q, float(q.abs().flatten(1).sum(1).max()) * x_max
+
+
+def integer_layer_figure(q: torch.Tensor, wl: int, bound: float, title: str = ""):
+    """The integer weights' histogram (left) and the accumulator's worst case against the
+    24 bits float32 holds exactly and int32's 31 (right)."""
+    lo, hi = int_range(wl, True)
+    fig, (hist, acc) = plt.subplots(1, 2, figsize=(12, 3.2), width_ratios=[1.6, 1.0])
+    hist.hist(q.flatten().numpy(), bins=np.arange(lo, hi + 2) - 0.5)
+    hist.set(xlabel=f"integer weight ({wl}-bit signed)", ylabel="count", title=title)
+    hist.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bits = np.log2(max(bound, 1.0))
+    acc.barh([0], [bits], height=0.5)
+    for limit, label in ((24, "float32 exact: 2^24"), (31, "int32: 2^31")):
+        acc.axvline(limit, color="black", linestyle="--" if limit == 24 else "-", lw=1)
+        acc.text(limit, 0.4, f" {label}", fontsize=8)
+    acc.set(xlim=(0, 34), yticks=[], xlabel="log2 of the largest |accumulator|",
+            title=f"worst case: 2^{bits:.1f}")
+    fig.tight_layout()
+    return fig
+
+
+def integer_layer_explorer(tensors: list[ModelTensor], table: pd.DataFrame) -> widgets.VBox:
+    """A layer picker and a bit-width slider over a fixed-point model's convolutions (the
+    folded weights of ``model_tensors``, the formats of ``layer_table``): the integer
+    weights at that word length (FL by the formula), the model's own requantization shift,
+    and the accumulator's worst case against 2^24 and 2^31."""
+    convs = [t for t in tensors if t.kind == "folded weight"]
+    if not convs:
+        raise ValueError("integer_layer_explorer needs the folded weights of a fixed-point "
+                         "model (model_tensors(model, images))")
+    signed_input = {t.name: t.signed for t in tensors if t.kind == "activation"}
+    shifts = dict(zip(table.layer, table["shift"]))
+    picker = widgets.Dropdown(options=[t.name for t in convs], description="layer",
+                              layout=widgets.Layout(width="420px"))
+    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=8, description="bit width")
+    summary = widgets.HTML()
+    figure = widgets.Output()
+
+    def redraw(*_) -> None:
+        tensor = next(t for t in convs if t.name == picker.value)
+        signed = signed_input.get(tensor.name, False)
+        fl = int(choose_fraclen(tensor.values, bits.value, True))
+        q, bound = accumulator_bound(tensor.values, fl, bits.value, signed)
+        shift = shifts.get(tensor.name, "?")
+        summary.value = (
+            f"<b>{tensor.name}</b>: {bits.value}-bit weights at FL {fl}, integers "
+            f"{int(q.min())}..{int(q.max())}, {'signed' if signed else 'unsigned'} inputs; "
+            f"worst-case accumulator 2^{np.log2(max(bound, 1.0)):.1f} "
+            f"({'fits' if bound < 2**31 else 'overflows'} int32, "
+            f"{'exact' if bound <= 2**24 else 'not exact'} in float32); "
+            f"the model's own requantization shift: {shift}")
+        with figure:
+            figure.clear_output(wait=True)
+            fig = integer_layer_figure(q, bits.value, bound, tensor.name)
+            display(fig)
+            plt.close(fig)
+
+    picker.observe(redraw, names="value")
+    bits.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([picker, bits]), summary, figure])

@@ -14,6 +14,8 @@ from matplotlib.ticker import MaxNLocator
 from f8lab.analysis.values import KINDS, ModelTensor, channel_std
 from f8lab.quant.formats import int_range
 
+_PALETTE = sns.color_palette("colorblind")
+
 
 def use_theme() -> None:
     """The study's one look for every figure: seaborn's white grid and colour-blind-safe
@@ -65,7 +67,8 @@ def plot_histograms(tensors: list[ModelTensor], kind: str = "folded weight", col
     for ax, tensor in zip(axes.flat, chosen):
         x = _sample(tensor.values, 50_000)
         sigma = x.std()
-        ax.hist(x, bins=bins, density=True, color="tab:blue" if tensor.signed else "tab:orange")
+        sns.histplot(x, bins=bins, stat="density", ax=ax, linewidth=0,
+                     color=_PALETTE[0] if tensor.signed else _PALETTE[1])
         grid = np.linspace(x.min(), x.max(), 200)
         if sigma > 0:
             ax.plot(grid, np.exp(-0.5 * (grid / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)),
@@ -86,11 +89,13 @@ def plot_boxes(tensors: list[ModelTensor], kinds: tuple[str, ...] = ("weight", "
     are the values that set the range a quantizer must cover)."""
     fig, axes = plt.subplots(len(kinds), 1, figsize=(12, 2.6 * len(kinds)), squeeze=False)
     for ax, kind in zip(axes[:, 0], kinds):
-        chosen = [t for t in tensors if t.kind == kind]
-        ax.boxplot([_sample(t.values, 5_000) for t in chosen], flierprops=dict(markersize=1.5))
-        ax.set_xticks(np.arange(1, len(chosen) + 1), [t.name for t in chosen], rotation=90, fontsize=6)
+        values = pd.concat([pd.DataFrame({"layer": t.name, "value": _sample(t.values, 5_000)})
+                            for t in tensors if t.kind == kind])
+        sns.boxplot(values, x="layer", y="value", ax=ax, color=_PALETTE[0], fliersize=1.5,
+                    linewidth=0.8)
+        ax.tick_params(axis="x", rotation=90, labelsize=6)
         ax.set_yscale("symlog", linthresh=1e-2)
-        ax.set_ylabel(kind)
+        ax.set(xlabel="", ylabel=f"{kind} value")
     fig.tight_layout()
     return fig
 
@@ -99,14 +104,15 @@ def plot_channel_std(tensors: list[ModelTensor], kind: str = "folded weight"):
     """The std of every channel, a column of dots per layer: the spread that per-channel
     formats absorb and per-layer formats do not."""
     chosen = [t for t in tensors if t.kind == kind]
+    stds = pd.concat([pd.DataFrame({"layer": t.name, "std": channel_std(t).double().numpy()})
+                      for t in chosen])
     fig, ax = plt.subplots(figsize=(12, 3.2))
-    for i, tensor in enumerate(chosen):
-        stds = channel_std(tensor).double().numpy()
-        ax.scatter(np.full(len(stds), i), stds, s=4, alpha=0.5, color="tab:blue")
-        ax.scatter([i], [tensor.values.double().std().item()], marker="_", s=200, color="black")
-    ax.set_yscale("log")
-    ax.set_xticks(np.arange(len(chosen)), [t.name for t in chosen], rotation=90, fontsize=6)
-    ax.set_ylabel("channel std")
+    sns.stripplot(stds, x="layer", y="std", ax=ax, size=2.5, alpha=0.5, color=_PALETTE[0],
+                  log_scale=True)
+    ax.scatter(range(len(chosen)), [t.values.double().std().item() for t in chosen],
+               marker="_", s=200, color="black", zorder=3)
+    ax.tick_params(axis="x", rotation=90, labelsize=6)
+    ax.set(xlabel="", ylabel="channel std")
     ax.set_title(f"{kind}: std per channel (dots) and per layer (bars)", fontsize=9)
     fig.tight_layout()
     return fig

@@ -12,14 +12,17 @@ import torch  # noqa: E402
 
 from f8lab.analysis import (  # noqa: E402
     ModelTensor,
+    accumulator_bound,
     formula_explorer,
     fraclen_choice_explorer,
     fraclen_choices,
+    integer_layer_explorer,
     quant_explorer,
     quantization_summary,
     run_explorer,
     training_runs,
 )
+from f8lab.quant.choose import choose_fraclen  # noqa: E402
 
 
 def test_quantization_summary():
@@ -98,3 +101,36 @@ def test_run_explorer_lists_the_runs_and_draws_each(tmp_path, capsys):
     assert capsys.readouterr().out.count("Figure(") == 1  # ... a float run's curves only
     with pytest.raises(ValueError, match="no training run"):
         run_explorer(tmp_path / "fp" / "nothing")
+
+
+def test_accumulator_bound_is_the_worst_case_of_the_integer_weights():
+    weight = torch.tensor([[[[0.5, -0.25]]], [[[0.125, 0.0]]]])  # 2 output channels
+    q, bound = accumulator_bound(weight, 3, 8, input_signed=False)
+    assert q.flatten().tolist() == [4.0, -2.0, 1.0, 0.0]
+    assert bound == (4 + 2) * 255
+    # a worst-case input reaches it: each input at its largest integer with its weight's sign
+    x = torch.where(q[0] >= 0, 255.0, 0.0)
+    assert float((q[0] * x).sum() - (q[0] * torch.where(q[0] < 0, 255.0, 0.0)).sum()) == bound
+    assert accumulator_bound(weight, 3, 8, input_signed=True)[1] == 6 * 127
+
+
+def test_integer_layer_explorer_follows_its_controls():
+    generator = torch.Generator().manual_seed(0)
+    def values(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    tensors = [ModelTensor("conv1", "folded weight", True, values(8, 1, 3, 3)),
+               ModelTensor("layer1.conv", "activation", False, values(2, 8, 4, 4).abs()),
+               ModelTensor("layer1.conv", "folded weight", True, values(8, 8, 3, 3) * 0.1)]
+    table = pd.DataFrame(dict(layer=["conv1", "layer1.conv"], shift=[9, 7]))
+    box = integer_layer_explorer(tensors, table)
+    (picker, bits), summary = box.children[0].children, box.children[1]
+    assert "<b>conv1</b>: 8-bit weights" in summary.value and "shift: 9" in summary.value
+    picker.value = "layer1.conv"
+    assert "unsigned inputs" in summary.value and "shift: 7" in summary.value
+    bits.value = 4
+    fl = int(choose_fraclen(tensors[2].values, 4, True))
+    _, bound = accumulator_bound(tensors[2].values, fl, 4, False)
+    assert f"4-bit weights at FL {fl}" in summary.value and f"2^{np.log2(bound):.1f}" in summary.value
+    with pytest.raises(ValueError, match="folded weights"):
+        integer_layer_explorer(tensors[1:2], table)
