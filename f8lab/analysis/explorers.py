@@ -42,6 +42,15 @@ from f8lab.quant.grid_search import grid_errors, quant_rmse
 MIN_BITS, MAX_BITS = 2, 16
 
 
+def _show(output: widgets.Output, *figures) -> None:
+    """Replace what ``output`` shows by ``figures`` (closed once drawn)."""
+    with output:
+        output.clear_output(wait=True)
+        for fig in figures:
+            display(fig)
+            plt.close(fig)
+
+
 def quantization_summary(x: torch.Tensor, wl: int, fl: int, signed: bool) -> dict:
     """How format ``(wl, fl, signed)`` treats ``x``: RMS error, error relative to the std,
     the fraction of values clamped, and the FLs that the formula and grid search pick."""
@@ -84,11 +93,7 @@ def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
         t = tensor()
         info = quantization_summary(t.values, bits.value, fraclen.value, t.signed)
         summary.value = _summary_html(t.label, bits.value, fraclen.value, t.signed, info)
-        with figure:
-            figure.clear_output(wait=True)
-            fig = plot_quantization(t.values, bits.value, fraclen.value, t.signed)
-            display(fig)
-            plt.close(fig)
+        _show(figure, plot_quantization(t.values, bits.value, fraclen.value, t.signed))
 
     def formula_fl() -> int:
         return int(choose_fraclen(tensor().values, bits.value, tensor().signed))
@@ -134,11 +139,8 @@ def formula_explorer(sigmas: np.ndarray | None = None, samples: int = 2_000) -> 
     figure = widgets.Output()
 
     def redraw(*_) -> None:
-        with figure:
-            figure.clear_output(wait=True)
-            fig, fitted = error_curve_figure(bits.value, kind.value, sigmas, samples)
-            display(fig)
-            plt.close(fig)
+        fig, fitted = error_curve_figure(bits.value, kind.value, sigmas, samples)
+        _show(figure, fig)
         kind_name = "signed" if kind.value else "unsigned"
         caption.value = f"fitted C for {bits.value}-bit {kind_name}: <b>{fitted:.2f}</b>"
 
@@ -192,11 +194,7 @@ def fraclen_choice_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
         summary.value = " &nbsp;|&nbsp; ".join(
             f"{method}: FL <b>{fl}</b> ({rmse / best if best > 0 else 1.0:.2f}× grid's error)"
             for method, (fl, rmse) in choices.items())
-        with figure:
-            figure.clear_output(wait=True)
-            fig = fraclen_choice_figure(t.values, bits.value, t.signed, t.label)
-            display(fig)
-            plt.close(fig)
+        _show(figure, fraclen_choice_figure(t.values, bits.value, t.signed, t.label))
 
     picker.observe(redraw, names="value")
     bits.observe(redraw, names="value")
@@ -224,14 +222,10 @@ def run_explorer(results: str | Path) -> widgets.VBox:
 
     def redraw(*_) -> None:
         folder = runs[picker.value]
-        with figure:
-            figure.clear_output(wait=True)
-            figures = [plot_learning_curves({picker.value: pd.read_csv(folder / "metrics.csv")})]
-            if (folder / "fraclens.csv").is_file():
-                figures.append(plot_fraclens_in_training(pd.read_csv(folder / "fraclens.csv")))
-            for fig in figures:
-                display(fig)
-                plt.close(fig)
+        figures = [plot_learning_curves({picker.value: pd.read_csv(folder / "metrics.csv")})]
+        if (folder / "fraclens.csv").is_file():
+            figures.append(plot_fraclens_in_training(pd.read_csv(folder / "fraclens.csv")))
+        _show(figure, *figures)
 
     picker.observe(redraw, names="value")
     redraw()
@@ -297,11 +291,7 @@ def integer_layer_explorer(tensors: list[ModelTensor], table: pd.DataFrame) -> w
             f"({'fits' if bound < 2**31 else 'overflows'} int32, "
             f"{'exact' if bound <= 2**24 else 'not exact'} in float32); "
             f"the model's own requantization shift: {shift}")
-        with figure:
-            figure.clear_output(wait=True)
-            fig = integer_layer_figure(q, bits.value, bound, tensor.name)
-            display(fig)
-            plt.close(fig)
+        _show(figure, integer_layer_figure(q, bits.value, bound, tensor.name))
 
     picker.observe(redraw, names="value")
     bits.observe(redraw, names="value")
