@@ -153,22 +153,35 @@ def formula_explorer(sigmas: np.ndarray | None = None, samples: int = 2_000) -> 
 def fraclen_choices(x: torch.Tensor, wl: int, signed: bool) -> dict[str, tuple[int, float]]:
     """The FL that grid search and the formula on each statistic pick for ``x`` (published
     coefficients), each with its RMS error: ``{method: (fl, rmse)}``."""
-    picks = {"grid search": int(fraclen_grid_search(x, wl, signed))}
+    return _choices(x, wl, signed, _errors_by_fraclen(x, wl, signed))
+
+
+def _errors_by_fraclen(x: torch.Tensor, wl: int, signed: bool) -> np.ndarray:
+    """The RMS error of every valid FL on ``x``, FL 0 first."""
+    return grid_errors(x, wl, signed).flip(0).double().numpy()
+
+
+def _choices(x: torch.Tensor, wl: int, signed: bool,
+             errors: np.ndarray) -> dict[str, tuple[int, float]]:
+    lo = fraclen_range(wl, signed)[0]
+    # the finest of equal errors, as grid search keeps
+    picks = {"grid search": lo + len(errors) - 1 - int(np.argmin(errors[::-1]))}
     picks.update({f"formula ({metric})": int(choose_fraclen(x, wl, signed, metric))
                   for metric in METRICS})
-    return {method: (fl, float(quant_rmse(x, wl, fl, signed))) for method, fl in picks.items()}
+    return {method: (fl, float(errors[fl - lo])) for method, fl in picks.items()}
 
 
-def fraclen_choice_figure(x: torch.Tensor, wl: int, signed: bool, title: str = ""):
-    """The RMS error of every valid FL on ``x``, with the FL each method picks marked."""
-    lo, hi = fraclen_range(wl, signed)
-    errors = grid_errors(x, wl, signed).flip(0).double().numpy()  # FL lo..hi
+def fraclen_choice_figure(errors: np.ndarray, choices: dict[str, tuple[int, float]],
+                          lo: int = 0, title: str = ""):
+    """The RMS error of every valid FL (``errors``, FL ``lo`` first), with the FL each
+    method picks (``fraclen_choices``) marked."""
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.semilogy(np.arange(lo, hi + 1), errors, "o-", color="0.4", ms=4, label="every FL")
+    ax.semilogy(np.arange(lo, lo + len(errors)), errors, "o-", color="0.4", ms=4,
+                label="every FL")
     styles = ["-", "--", "-.", ":"]
-    for (method, (fl, rmse)), style in zip(fraclen_choices(x, wl, signed).items(), styles):
-        ax.axvline(fl, linestyle=style, lw=2, label=f"{method}: FL {fl}, RMS {rmse:.3g}",
-                   color=plt.cm.tab10(styles.index(style)))
+    for i, (method, (fl, rmse)) in enumerate(choices.items()):
+        ax.axvline(fl, linestyle=styles[i % len(styles)], lw=2, color=plt.cm.tab10(i),
+                   label=f"{method}: FL {fl}, RMS {rmse:.3g}")
     ax.set(xlabel="fractional length", ylabel="RMS quantization error", title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, loc="best")
@@ -189,12 +202,14 @@ def fraclen_choice_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
 
     def redraw(*_) -> None:
         t = tensors[picker.value]
-        choices = fraclen_choices(t.values, bits.value, t.signed)
+        errors = _errors_by_fraclen(t.values, bits.value, t.signed)
+        choices = _choices(t.values, bits.value, t.signed, errors)
         best = choices["grid search"][1]
         summary.value = " &nbsp;|&nbsp; ".join(
             f"{method}: FL <b>{fl}</b> ({rmse / best if best > 0 else 1.0:.2f}× grid's error)"
             for method, (fl, rmse) in choices.items())
-        _show(figure, fraclen_choice_figure(t.values, bits.value, t.signed, t.label))
+        lo = fraclen_range(bits.value, t.signed)[0]
+        _show(figure, fraclen_choice_figure(errors, choices, lo, t.label))
 
     picker.observe(redraw, names="value")
     bits.observe(redraw, names="value")

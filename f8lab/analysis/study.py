@@ -10,7 +10,7 @@ it, the others reload it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from f8lab.analysis.plots import use_theme
@@ -27,6 +27,7 @@ class Study:
     profile: str
     results: Path
     configs: Path
+    _runs: dict[str, TrainResult] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def start(cls, profile: str, results_dir: str | Path | None = None,
@@ -60,8 +61,10 @@ class Study:
         return f"run.init={self.results / FLOAT_RUN / 'best.pt'}"
 
     def float_run(self) -> TrainResult:
-        """The float ResNet-18, trained once for every notebook."""
-        return train_once(self.config(FLOAT_RUN), self.results / FLOAT_RUN)
+        """The float ResNet-18, trained once for every notebook (and read once per study)."""
+        if FLOAT_RUN not in self._runs:
+            self._runs[FLOAT_RUN] = train_once(self.config(FLOAT_RUN), self.results / FLOAT_RUN)
+        return self._runs[FLOAT_RUN]
 
     def fixed_point_run(self) -> TrainResult:
         """The conventional 8-bit ResNet-18 from the float run (which it trains if needed)."""
