@@ -2,13 +2,16 @@
 (torch.ao's quantization-aware training of the same float model), eager and compiled.
 
     python benchmarks/bench_train_step.py [--width 0.25] [--batch 128] [--repeats 10] [--no-compile]
+                                          [--channels-last]
 
 Small stem, Fashion-MNIST shape (1x28x28), SGD with Nesterov momentum. Rows: float, f8lab
 with the two BN folds (``batch``: F8Net's two convolutions; ``running``: one convolution),
 each eager and through torch.compile, and torch.ao QAT (conv-BN(-ReLU) fused with
 fuse_modules_qat, the default x86 QAT qconfig, prepare_qat). Compiled models are compiled
 and warmed up first; then every model takes one step in turn, ``--repeats`` times, and the
-medians are compared. Targets: f8lab ``batch`` <= 2.0x float, ``running`` <= torch.ao's ratio.
+medians are compared. ``--channels-last`` puts every model and the images in that layout
+(what the trainer does on the CPU by default). Targets: f8lab ``batch`` <= 2.0x float,
+``running`` <= torch.ao's ratio.
 """
 
 import argparse
@@ -118,14 +121,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-compile", action="store_true", help="eager rows only")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="every model and the images in channels_last")
     args = parser.parse_args()
+    layout = torch.channels_last if args.channels_last else torch.contiguous_format
     torch.manual_seed(0)
-    images = torch.randint(0, 256, (args.batch, 1, 28, 28)).float() / 256
+    images = (torch.randint(0, 256, (args.batch, 1, 28, 28)).float() / 256).contiguous(
+        memory_format=layout)
     labels = torch.randint(0, 10, (args.batch,))
     float_model = build_model("resnet18", 10, stem="small", in_channels=1, width=args.width)
     print(f"resnet18 small stem, width {args.width}, batch {args.batch}x1x28x28, "
+          f"{'channels_last' if args.channels_last else 'contiguous'}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
-    rows = contenders(float_model, not args.no_compile)
+    rows = {name: (model.to(memory_format=layout), compiled)
+            for name, (model, compiled) in contenders(float_model, not args.no_compile).items()}
     report(time_steps(rows, images, labels, args.repeats), args.repeats)
 
 

@@ -75,6 +75,8 @@ class RunSection:
     device: str = "auto"            # "auto", "cpu" or "cuda"
     log_every: int = 50             # iterations between reads of the loss (progress bar, NaN check)
     compile: bool = False           # put the model through torch.compile
+    memory_format: str = "auto"     # "auto" (channels_last on the CPU, contiguous on CUDA),
+                                    # "channels_last" or "contiguous"
 
 
 @dataclass
@@ -96,6 +98,7 @@ CHOICES = {
     ("optim", "weight_decay_on"): ("all", "no_bn", "no_bn_depthwise"),
     ("optim", "schedule"): ("cosine", "constant"),
     ("run", "device"): ("auto", "cpu", "cuda"),
+    ("run", "memory_format"): ("auto", "channels_last", "contiguous"),
 }
 POSITIVE = {("model", "width"), ("model", "num_classes"), ("model", "in_channels"),
             ("data", "batch_size"), ("data", "train_limit"), ("data", "test_limit"),
@@ -108,7 +111,7 @@ BELOW_ONE = {("optim", "label_smoothing")}  # in [0, 1)
 # epochs and max_iters may only grow
 RESUMABLE = {("optim", "epochs"), ("optim", "max_iters"), ("run", "init"),
              ("run", "checkpoint_every"), ("run", "log_every"), ("run", "device"),
-             ("run", "compile"), ("data", "root"), ("data", "workers")}
+             ("run", "compile"), ("run", "memory_format"), ("data", "root"), ("data", "workers")}
 SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection,
             "quant": QuantConfig, "run": RunSection}
 

@@ -105,6 +105,14 @@ def make_model(config: RunConfig, init: str | None) -> nn.Module:
     return from_float(float_model, config.quant)
 
 
+def memory_format(choice: str, device: torch.device) -> torch.memory_format:
+    """The layout of the model's weights and images in a run: ``"auto"`` is channels_last
+    on the CPU (oneDNN runs a training step 1.1-1.8x faster in it) and contiguous on CUDA."""
+    if choice == "auto":
+        return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    return torch.channels_last if choice == "channels_last" else torch.contiguous_format
+
+
 def parameter_groups(model: nn.Module, weight_decay: float, scheme: str) -> list[dict]:
     """Weight decay on all parameters, all but BatchNorm's, or all but BatchNorm's and
     depthwise convolutions'."""
@@ -290,7 +298,8 @@ def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, ini
     """The run itself, in a claimed output folder: the model (from ``init``, or from
     ``state`` when resuming), the optimizer and the loop."""
     torch.manual_seed(config.run.seed)
-    model = make_model(config, init).to(process.device)
+    layout = memory_format(config.run.memory_format, process.device)
+    model = make_model(config, init).to(process.device).to(memory_format=layout)
     if observer is not None:
         observer.attach(model)
     optim = config.optim
@@ -323,7 +332,7 @@ def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, ini
         # closed on an error too, so that the message is not printed after a half bar
         with _epoch_bar(train_batches, run.epoch, optim.epochs, run.batch, show) as bar:
             for x, y in bar:
-                x = x.to(process.device, non_blocking=True)
+                x = x.to(process.device, non_blocking=True, memory_format=layout)
                 y = y.to(process.device, non_blocking=True)
                 logits = net(x)
                 loss = loss_fn(logits, y)

@@ -11,9 +11,11 @@ from f8lab.analysis import (
     model_tensors,
     value_stats,
 )
+from f8lab.analysis.formula_vs_grid import formula_fraclen
 from f8lab.analysis.values import gaussian_distance
 from f8lab.models import build_model, from_float
 from f8lab.quant import QuantConfig
+from f8lab.quant.choose import choose_fraclen
 
 
 def trained_like_float_model() -> torch.nn.Module:
@@ -97,7 +99,7 @@ def test_compare_statistics_ranks_every_metric_and_source():
                for i, (sigma, shift) in enumerate([(0.3, 0.0), (1.1, 0.0), (0.5, 1.0), (2.0, -1.0)])]
     table = compare_statistics(tensors)
     assert sorted(zip(table.metric, table.source)) == sorted(
-        (m, s) for m in ("std", "mean", "rms") for s in ("published", "derived"))
+        (m, s) for m in ("std", "mean", "rms", "post-ReLU std") for s in ("published", "derived"))
     assert table.agree.between(0, 100).all() and (table.worst_ratio >= table.mean_ratio).all()
     assert (table.mean_ratio >= 1.0 - 1e-12).all()
     assert list(table.agree) == sorted(table.agree, reverse=True)
@@ -106,3 +108,18 @@ def test_compare_statistics_ranks_every_metric_and_source():
     direct = compare_fraclens(tensors, metric="rms", source="derived", repeats=1)
     assert row.agree == pytest.approx(100 * direct.agree.mean())
     assert row.worst_ratio == pytest.approx(direct.error_ratio.max())
+
+
+def test_post_relu_std_reads_the_pre_relu_sigma_of_a_rectified_gaussian():
+    """On a zero-mean Gaussian the std of relu(x), over 0.584, is the std before the ReLU:
+    both statistics give the same FL at every σ. On a shifted input, where little is
+    rectified, the post-ReLU std reads a wider distribution: a coarser FL."""
+    generator = torch.Generator().manual_seed(0)
+    for sigma in (0.01, 0.1, 0.7, 3.0, 40.0):
+        x = torch.randn(200_000, generator=generator) * sigma
+        pre = choose_fraclen(x, 8, False, "std")
+        post = formula_fraclen(x, 8, False, "post-ReLU std", None, "published")
+        assert post == pre, sigma
+    x = torch.randn(200_000, generator=generator) + 2.0  # mostly positive: little is rectified
+    assert formula_fraclen(x, 8, False, "post-ReLU std", None, "published") < choose_fraclen(
+        x, 8, False, "std")

@@ -86,9 +86,9 @@ def test_03_formula_agrees_with_grid_search_on_most_tensors(run_notebook):
             assert row["agree"] >= 0.9
     overall = [row for row in summary if row["tensors"] == "all" and row["formats"] == "per layer"]
     assert len(overall) == 2 and all(row["agree"] > 0.5 for row in overall)
-    # six statistic variants ranked on the activations, best first
+    # eight statistic variants ranked on the activations, best first
     variants = record["statistics"]
-    assert len(variants) == 6 and all(row["mean_ratio"] >= 1.0 - 1e-9 for row in variants)
+    assert len(variants) == 8 and all(row["mean_ratio"] >= 1.0 - 1e-9 for row in variants)
     assert [row["agree"] for row in variants] == sorted((row["agree"] for row in variants), reverse=True)
 
 

@@ -54,6 +54,26 @@ def test_fixed_point_run_starts_from_the_float_weights(tmp_path):
     assert torch.equal(model.bn1.running_var, float_model.bn1.running_var)
 
 
+@pytest.mark.parametrize("quant", [[], ["quant.bits=8", "quant.per_channel=true"]])
+def test_channels_last_runs_train_as_contiguous_ones_do(tmp_path, quant):
+    """The run's layout changes only the order of the float sums: on the CPU the default
+    (auto) is channels_last, and a step of a contiguous run of the same config gives the
+    same weights within float tolerance. (One step: this random-data model is chaotic, a
+    1e-7 change of one weight moves the next step's gradients by 1e-4.)"""
+    runs = {}
+    for layout in ("auto", "contiguous"):
+        config = tiny_config(tmp_path, ["optim.epochs=1", "optim.max_iters=1", *quant,
+                                        f"run.memory_format={layout}"])
+        runs[layout] = train(config, tmp_path / layout, progress=False)
+    weight = runs["auto"].model.layer1[0].conv1.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert runs["auto"].metrics["train_loss"] == pytest.approx(
+        runs["contiguous"].metrics["train_loss"], rel=1e-6)
+    for (key, a), b in zip(runs["auto"].model.state_dict().items(),
+                           runs["contiguous"].model.state_dict().values()):
+        assert torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-6), key
+
+
 def test_init_from_a_torchvision_format_state_dict(tmp_path):
     state = build_model("resnet18", 10, stem="small", in_channels=1, width=0.125).state_dict()
     torch.save(state, tmp_path / "weights.pth")
