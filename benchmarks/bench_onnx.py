@@ -58,8 +58,11 @@ def main() -> None:
                                      .manual_seed(1)).float() / 256).numpy()
         files["ort quantize_static"] = ort_static_quantize(
             files["fp32"], folder / f"{name}_ort_qdq.onnx", calibration)
-        ops = [node.op_type for node in onnx.load(files["f8lab int8"]).graph.node]
-        print(f"{name} graph: {ops.count('QLinearConv')} QLinearConv ({ops.count('Concat')} with a "
+        nodes = onnx.load(files["f8lab int8"]).graph.node
+        ops = [node.op_type for node in nodes]
+        fed = {name for node in nodes if node.op_type == "QLinearConv" for name in node.input}
+        joins = sum(node.op_type == "Concat" and node.output[0] in fed for node in nodes)
+        print(f"{name} graph: {ops.count('QLinearConv')} QLinearConv ({joins} with a "
               f"residual shortcut inside), {ops.count('Conv')} float Conv (QDQ)")
         integer = integerize(model)
         for batch in (1, 8):

@@ -186,12 +186,15 @@ def plot_format_trace(traces: dict, fl_max: int = 8):
                                    width_ratios=[1.0, 1.25, 1.25])
     for label, trace in traces.items():
         axes["loss"].plot(trace.losses.iteration, trace.losses.loss, label=label)
-        for panel, kind, value, cmap, top, bar in (
-                ("fl", "input", "fl", "viridis", fl_max, "activation FL"),
-                ("zero", "weight", "zero_share", "rocket_r", 1.0, "share of weights = 0")):
+        fls = axes[f"fl:{label}"]
+        _fraclen_heatmap(fls, _trace_grid(trace.formats, "input", "fl"), 0, fl_max,
+                         "activation FL", xticklabels="auto")
+        zeros = axes[f"zero:{label}"]
+        sns.heatmap(_trace_grid(trace.formats, "weight", "zero_share"), ax=zeros, cmap="rocket_r",
+                    vmin=0, vmax=1.0, cbar_kws={"label": "share of weights = 0"},
+                    xticklabels="auto", yticklabels=True)
+        for panel, kind in (("fl", "input"), ("zero", "weight")):
             ax = axes[f"{panel}:{label}"]
-            sns.heatmap(_trace_grid(trace.formats, kind, value), ax=ax, cmap=cmap, vmin=0,
-                        vmax=top, cbar_kws={"label": bar}, xticklabels="auto", yticklabels=True)
             ax.tick_params(axis="y", labelsize=6)
             ax.set(xlabel="training step", ylabel="",
                    title=f"{label}: {'activation FL' if kind == 'input' else 'weights rounded to 0'}")
@@ -220,6 +223,14 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], after: dict[str, int] 
     return fig
 
 
+def _fraclen_heatmap(ax, grid: pd.DataFrame, low: int, high: int, label: str, **kwargs) -> None:
+    """A heatmap of fractional lengths: one colour per integer FL from ``low`` to ``high``,
+    the colour bar ticked at each."""
+    colours = sns.color_palette("viridis", high - low + 1)
+    sns.heatmap(grid, ax=ax, cmap=colours, vmin=low - 0.5, vmax=high + 0.5, yticklabels=True,
+                cbar_kws={"label": label, "ticks": range(low, high + 1)}, **kwargs)
+
+
 def plot_fraclens_in_training(fraclens: pd.DataFrame, title: str = ""):
     """Every quantized tensor's FL after each epoch, a heatmap per kind (inputs, weights),
     from a run's ``fraclens.csv``."""
@@ -227,8 +238,8 @@ def plot_fraclens_in_training(fraclens: pd.DataFrame, title: str = ""):
     for ax, tensor in zip(axes, ("input", "weight")):
         rows = fraclens[fraclens.tensor == tensor]
         grid = rows.pivot(index="layer", columns="epoch", values="fl").loc[rows.layer.unique()]
-        sns.heatmap(grid, ax=ax, cmap="viridis", cbar_kws={"label": "fractional length"},
-                    yticklabels=True)
+        _fraclen_heatmap(ax, grid, int(grid.min().min()), int(grid.max().max()),
+                         "fractional length")
         ax.tick_params(axis="y", labelsize=6)
         ax.set(xlabel="epoch", ylabel="", title=f"{title}{tensor} FL per layer")
     fig.tight_layout()

@@ -1,6 +1,7 @@
 """ONNX export: valid files, named and batch-dynamic, bit-exact in onnxruntime."""
 
 import json
+from functools import partial
 
 import onnx
 import pytest
@@ -163,7 +164,8 @@ def test_int8_graph_runs_8_bit_convolutions_and_exact_adds(name, by, tmp_path):
         assert dtypes[w.input[0]] == onnx.TensorProto.INT8
         assert dtypes[b.input[0]] == onnx.TensorProto.INT32
         assert [r.op_type for r in readers[conv.output[0]]] == ["Add"]
-    joined = [node for node in graph.node if node.op_type == "Concat"]
+    joined = [node for node in graph.node if node.op_type == "Concat"  # not the classifier's
+              and readers[node.output[0]][0].op_type != "MatMulInteger"]
     for concat in joined:
         assert [r.op_type for r in readers[concat.output[0]]] == ["QLinearConv"]
         assert len(set(concat.input[1:])) == 1  # copies of one tensor: 255 - u, or a projection's input
@@ -247,31 +249,50 @@ def test_a_cpu_without_vnni_is_named(tmp_path, monkeypatch):
         OnnxModel(path)
 
 
-@pytest.mark.parametrize("largest, weight_max, digits", [(12495, 127, 2), (2**20, 127 * 8, 3), (3, 1, 1)])
-def test_classifier_product_is_exact_in_float32_digits(largest, weight_max, digits):
-    """The classifier's sums times its weights, in float32 MatMuls on digits, equal the
-    int64 product even where the sums would round in float32."""
+@pytest.mark.parametrize("signed, pool_size, per_class_fraclen", [
+    (False, 49, False), (True, 49, True), (False, 1, True), (True, 300, True)])
+def test_int8_classifier_equals_the_integer_one_at_its_extremes(signed, pool_size,
+                                                                per_class_fraclen):
+    """onnx-int8's classifier (base-256 digits of the H·W sums times the int8 weights in
+    MatMulInteger), and the float64 one it falls back on, give the integer model's logits
+    exactly, with every input at the largest or smallest value and weights of one sign,
+    where the sums pass 2**8 and the products 2**24."""
     import numpy as np
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from f8lab.export.onnx.graph import Graph
-    from f8lab.export.onnx.integer_steps import digit_matmul
-    rng = np.random.default_rng(0)
-    weight = rng.integers(-weight_max, weight_max + 1, (96, 10)).astype(np.float64)
-    pooled = rng.integers(-largest, largest + 1, (6, 96)).astype(np.int32)
-    pooled[0] = largest  # the extremes, with all-sign-agreeing weights below
-    weight[:, 0] = weight_max
-    graph = Graph()
-    out = digit_matmul(graph, "pooled", weight, largest)
-    graph.nodes.append(helper.make_node("Identity", [out], ["y"]))
-    model = helper.make_model(helper.make_graph(
-        graph.nodes, "g", [helper.make_tensor_value_info("pooled", TensorProto.INT32, ["n", 96])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n", 10])], graph.initializers),
-        opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    expected = pooled.astype(np.int64) @ weight.astype(np.int64)
-    assert np.abs(expected).max() > 2**24 or digits == 1
-    assert np.array_equal(session.run(None, {"pooled": pooled})[0], expected.astype(np.float64))
-    assert sum(node.op_type == "Mod" for node in graph.nodes) == digits - 1
+    from f8lab.export.integer_ops import Fixed, IntLinear
+    from f8lab.export.onnx.graph import Form, Graph, Sym
+    from f8lab.export.onnx.int8 import EMITTERS
+    from f8lab.export.onnx.integer_steps import linear
+
+    generator = torch.Generator().manual_seed(0)
+    classes, channels, side = 10, 96, int(pool_size**0.5)
+    side_w = pool_size // side
+    weight = torch.randint(-127, 128, (classes, channels), generator=generator)
+    weight[0], weight[1] = 127, -127
+    bias = torch.randint(-2**20, 2**20, (classes,), generator=generator)
+    weight_fraclen = torch.randint(5, 7, (classes,), generator=generator) if per_class_fraclen \
+        else torch.tensor(6)
+    layer = IntLinear(weight, bias, weight_fraclen, input_fraclen=4, pool_size=side * side_w)
+    low, high = (-127, 127) if signed else (0, 255)
+    values = torch.randint(low, high + 1, (5, channels, side, side_w), generator=generator)
+    values[0], values[1] = high, low
+    u = (values + (128 if signed else 0)).numpy().astype(np.uint8)
+    expected = layer(Fixed(values.double(), 4))
+    assert 2**24 < expected.values.abs().max() < 2**31 - 1 or pool_size == 1
+    # the int8 target's classifier, and the float64 one it falls back on past its ranges
+    for emit, integer_kernel in ((EMITTERS[IntLinear], True),
+                                 (partial(linear, carrier=TensorProto.DOUBLE), False)):
+        graph = Graph()
+        out = emit(layer, graph, Sym("u", 4, Form.Q8, signed))
+        assert any(node.op_type == "MatMulInteger" for node in graph.nodes) == integer_kernel
+        graph.nodes.append(helper.make_node("Identity", [out.name], ["y"]))
+        model = helper.make_model(helper.make_graph(
+            graph.nodes, "g", [helper.make_tensor_value_info("u", TensorProto.UINT8, None)],
+            [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)], graph.initializers),
+            opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        session = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        assert np.array_equal(session.run(None, {"u": u})[0], expected.values.numpy())

@@ -11,7 +11,7 @@ SHORTCUT_CHANNELS_LIMIT times the convolution's own; otherwise the convolutions 
 (DequantizeLinear of the input, the int8 weights and the int32 bias) around a float Conv,
 and the add runs in real units, exact while the accumulators stay below 2**24. The 8-bit
 add (residual="int8") is one com.microsoft.QLinearAdd of two 8-bit tensors. The
-classifier sums in int32 and multiplies exactly (integer_steps.digit_matmul).
+classifier multiplies base-256 digits of its sums by the int8 weights in MatMulInteger.
 """
 
 from __future__ import annotations
@@ -234,7 +234,40 @@ def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
 
 
 def _linear(self: IntLinear, graph: Graph, x: Sym) -> Sym:
-    return linear(self, graph, x, TensorProto.DOUBLE)
+    """The classifier on onnxruntime's 8-bit kernels, exact: the uint8 values summed over
+    H·W in float32 (exact: the sums stay below 2**24), the sums cut into base-256 digits,
+    one MatMulInteger (uint8 digits times the int8 weights, int32 sums) for every digit, and
+    in float64 the digits' products combined, the zero point's share taken out, the left
+    shifts and the bias applied. Where a sum or a product could leave those ranges, the
+    float64 classifier of integer_steps."""
+    weight = self.weight.numpy().astype(np.int64)  # (classes, C)
+    largest = 255 * self.pool_size
+    if x.form is not Form.Q8 or largest >= 2**24 or np.abs(weight).max() > 127 \
+            or 255 * np.abs(weight).sum(axis=1).max() > INT32_MAX:
+        return linear(self, graph, x, TensorProto.DOUBLE)
+    wide = graph.op("Cast", [x.name], "wide", to=TensorProto.FLOAT)
+    pooled = graph.op("ReduceSum", [wide, graph.const([2, 3], np.int64)], "pooled", keepdims=0)
+    count = -(-largest.bit_length() // 8)
+    digits = []
+    for j in range(count):
+        rest = pooled if j == 0 else graph.op(
+            "Floor", [graph.op("Mul", [pooled, graph.const(2.0 ** (-8 * j), np.float32)], "rest")], "rest")
+        if j < count - 1:
+            rest = graph.op("Mod", [rest, graph.const(256, np.float32)], "digit", fmod=1)
+        digits.append(graph.op("Cast", [rest], "digit", to=TensorProto.UINT8))
+    stacked = digits[0] if count == 1 else graph.op("Concat", digits, "digits", axis=0)
+    product = graph.op("MatMulInteger", [stacked, graph.const(weight.T, np.int8, "fc_w")], "fc")
+    product = graph.op("Cast", [product], "fc", to=TensorProto.DOUBLE)
+    if count > 1:
+        product = graph.op("Reshape", [product, graph.const([count, -1, weight.shape[0]], np.int64)], "fc")
+        radix = np.exp2(8 * np.arange(count, dtype=np.float64)).reshape(-1, 1, 1)
+        product = graph.op("Mul", [product, graph.const(radix, np.float64)], "fc")
+        product = graph.op("ReduceSum", [product, graph.const([0], np.int64)], "fc", keepdims=0)
+    shift = np.exp2(self.output_fraclen - self.input_fraclen - self.weight_fraclen.numpy())
+    bias = (self.bias.numpy() - zero_point(x.signed) * self.pool_size * weight.sum(axis=1)) * shift
+    acc = graph.op("Mul", [product, graph.const(shift, np.float64)], "fc")
+    acc = graph.op("Add", [acc, graph.const(bias, np.float64, "fc_b")], "fc")
+    return Sym(acc, self.output_fraclen, Form.FLOAT)
 
 
 EMITTERS: dict[type, Emitter] = {IntInput: _input, IntConv2d: _conv, IntRequantize: _requantize,

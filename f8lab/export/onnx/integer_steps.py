@@ -1,5 +1,5 @@
 """What both integer targets share: convolution attributes, the residual add's terms, max
-pooling and the exact classifier (the int32 sum over H·W and the integer product)."""
+pooling and the exact classifier (the int32 sum over H·W and the integer product) in float."""
 
 from __future__ import annotations
 
@@ -44,39 +44,10 @@ def maxpool(self: IntMaxPool2d, graph: Graph, x: Sym) -> Sym:
     return dataclasses.replace(x, name=out)
 
 
-def digit_matmul(graph: Graph, pooled: str, weight: np.ndarray, largest: int) -> str | None:
-    """``pooled`` (N, C) int32, |values| <= ``largest``, times the integer ``weight`` (C, K),
-    exact, in one float32 MatMul: the values are cut into base-2**b digits (truncating
-    division, digits keep the sign) with b small enough that every partial sum of a
-    digit's product stays within 2**24; the digits' products are combined in float64.
-    None where even 1-bit digits would not fit."""
-    row_sum = float(np.abs(weight).sum(axis=0).max())
-    bits = int(np.floor(np.log2(2.0**24 / max(row_sum, 1.0) + 1)))
-    if bits < 1:
-        return None
-    count = -(-max(int(largest).bit_length(), 1) // bits)
-    digits = []
-    for j in range(count):
-        rest = pooled if j == 0 else graph.op("Div", [pooled, graph.const(1 << (bits * j), np.int32)], "rest")
-        last = j == count - 1
-        digits.append(rest if last else
-                      graph.op("Mod", [rest, graph.const(1 << bits, np.int32)], "digit", fmod=1))
-    stacked = digits[0] if count == 1 else graph.op("Concat", digits, "digits", axis=0)
-    stacked = graph.op("Cast", [stacked], "digits", to=TensorProto.FLOAT)
-    product = graph.op("MatMul", [stacked, graph.const(weight, np.float32, "fc_w")], "fc")
-    product = graph.op("Cast", [product], "fc", to=TensorProto.DOUBLE)
-    if count == 1:
-        return product
-    product = graph.op("Reshape", [product, graph.const([count, -1, weight.shape[1]], np.int64)], "fc")
-    radix = np.exp2(bits * np.arange(count, dtype=np.float64)).reshape(-1, 1, 1)
-    weighted = graph.op("Mul", [product, graph.const(radix, np.float64)], "fc")
-    return graph.op("ReduceSum", [weighted, graph.const([0], np.int64)], "fc", keepdims=0)
-
-
 def linear(self: IntLinear, graph: Graph, x: Sym, carrier: int) -> Sym:
-    """int32 sum over H·W, then the product and bias, exact: for onnx-int8 (``carrier``
-    DOUBLE) in float32 MatMuls on digits of the sums (digit_matmul) or else in float64;
-    for onnx-integer-float (FLOAT) in float32. The logits are aligned to one FL."""
+    """int32 sum over H·W, then the product and bias, exact: in float64 (``carrier``
+    DOUBLE, onnx-int8's classifier where its 8-bit kernels cannot hold the sums), or in
+    float32 (FLOAT, onnx-integer-float). The logits are aligned to one FL."""
     shift = self.output_fraclen - self.input_fraclen - self.weight_fraclen.numpy()
     weight = self.weight.numpy().T * np.exp2(shift)  # left shifts folded: exact integers
     bias = self.bias.numpy() * np.exp2(shift)
@@ -87,11 +58,7 @@ def linear(self: IntLinear, graph: Graph, x: Sym, carrier: int) -> Sym:
             wide = graph.op("Sub", [wide, graph.const(zero_point(True), np.int32)], "wide")
     pooled = graph.op("ReduceSum", [wide, graph.const([2, 3], np.int64)], "pooled", keepdims=0)
     dtype = np.float64 if carrier == TensorProto.DOUBLE else np.float32
-    acc = None
-    if carrier == TensorProto.DOUBLE:
-        acc = digit_matmul(graph, pooled, weight, (127 if x.signed else 255) * self.pool_size)
-    if acc is None:
-        pooled = graph.op("Cast", [pooled], "pooledf", to=carrier)
-        acc = graph.op("MatMul", [pooled, graph.const(weight, dtype, "fc_w")], "fc")
+    pooled = graph.op("Cast", [pooled], "pooledf", to=carrier)
+    acc = graph.op("MatMul", [pooled, graph.const(weight, dtype, "fc_w")], "fc")
     acc = graph.op("Add", [acc, graph.const(bias, dtype, "fc_b")], "fc")
     return Sym(acc, self.output_fraclen, Form.FLOAT)
