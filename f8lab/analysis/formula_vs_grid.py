@@ -89,10 +89,10 @@ def compare_statistics(tensors: list[ModelTensor], wl: int = 8,
                        kinds: tuple[str, ...] = ("activation",)) -> pd.DataFrame:
     """Which statistic of the formula predicts grid search best: a row per metric ("std",
     the pre-ReLU std for unsigned tensors; "post-ReLU std"; "mean", mean |x| of the
-    represented values; "rms") and coefficient source ("published", "derived"), with the share of tensors on
-    which it picks grid search's FL (``agree``, in %), and the formula's RMS error over
-    grid search's, on average and at worst (``mean_ratio``, ``worst_ratio``). Sorted best
-    first (agreement, then average error)."""
+    represented values; "rms") and coefficient source ("published", "derived"), with the
+    share of tensors on which it picks grid search's FL (``agree``, in %), and the
+    formula's RMS error over grid search's, on average and at worst (``mean_ratio``,
+    ``worst_ratio``). Sorted best first (agreement, then average error)."""
     rows = []
     for metric in (*METRICS, POST_RELU_STD):
         for source in ("published", "derived"):
