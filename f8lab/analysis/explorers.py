@@ -37,7 +37,7 @@ from f8lab.quant import fix_quant, fraclen_grid_search
 from f8lab.quant.choose import choose_fraclen
 from f8lab.quant.formats import fraclen_range, int_range
 from f8lab.quant.formula import METRICS, coefficient
-from f8lab.quant.grid_search import grid_errors, quant_rmse
+from f8lab.quant.grid_search import grid_errors, least_error_fraclen, quant_rmse
 
 MIN_BITS, MAX_BITS = 2, 16
 
@@ -153,22 +153,17 @@ def formula_explorer(sigmas: np.ndarray | None = None, samples: int = 2_000) -> 
 def fraclen_choices(x: torch.Tensor, wl: int, signed: bool) -> dict[str, tuple[int, float]]:
     """The FL that grid search and the formula on each statistic pick for ``x`` (published
     coefficients), each with its RMS error: ``{method: (fl, rmse)}``."""
-    return _choices(x, wl, signed, _errors_by_fraclen(x, wl, signed))
-
-
-def _errors_by_fraclen(x: torch.Tensor, wl: int, signed: bool) -> np.ndarray:
-    """The RMS error of every valid FL on ``x``, FL 0 first."""
-    return grid_errors(x, wl, signed).flip(0).double().numpy()
+    return _choices(x, wl, signed, grid_errors(x, wl, signed))
 
 
 def _choices(x: torch.Tensor, wl: int, signed: bool,
-             errors: np.ndarray) -> dict[str, tuple[int, float]]:
-    lo = fraclen_range(wl, signed)[0]
-    # the finest of equal errors, as grid search keeps
-    picks = {"grid search": lo + len(errors) - 1 - int(np.argmin(errors[::-1]))}
+             errors: torch.Tensor) -> dict[str, tuple[int, float]]:
+    """``fraclen_choices`` from ``errors``, the ``grid_errors`` of ``x``."""
+    hi = fraclen_range(wl, signed)[1]
+    picks = {"grid search": int(least_error_fraclen(errors, wl, signed))}
     picks.update({f"formula ({metric})": int(choose_fraclen(x, wl, signed, metric))
                   for metric in METRICS})
-    return {method: (fl, float(errors[fl - lo])) for method, fl in picks.items()}
+    return {method: (fl, float(errors[hi - fl])) for method, fl in picks.items()}
 
 
 def fraclen_choice_figure(errors: np.ndarray, choices: dict[str, tuple[int, float]],
@@ -202,14 +197,14 @@ def fraclen_choice_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
 
     def redraw(*_) -> None:
         t = tensors[picker.value]
-        errors = _errors_by_fraclen(t.values, bits.value, t.signed)
+        errors = grid_errors(t.values, bits.value, t.signed)
         choices = _choices(t.values, bits.value, t.signed, errors)
         best = choices["grid search"][1]
         summary.value = " &nbsp;|&nbsp; ".join(
             f"{method}: FL <b>{fl}</b> ({rmse / best if best > 0 else 1.0:.2f}× grid's error)"
             for method, (fl, rmse) in choices.items())
         lo = fraclen_range(bits.value, t.signed)[0]
-        _show(figure, fraclen_choice_figure(errors, choices, lo, t.label))
+        _show(figure, fraclen_choice_figure(errors.flip(0).double().numpy(), choices, lo, t.label))
 
     picker.observe(redraw, names="value")
     bits.observe(redraw, names="value")

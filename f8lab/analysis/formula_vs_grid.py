@@ -37,10 +37,9 @@ def formula_fraclen(x: torch.Tensor, wl: int, signed: bool, metric: str, dim: in
     ``"post-ReLU std"``: the std of the values an unsigned quantizer represents, relu(x).
     A rectified Gaussian's std is 0.584 of the std before the ReLU, so that statistic over
     0.584 is the pre-ReLU σ the std's coefficients expect; on signed tensors it is the std."""
-    if metric != POST_RELU_STD:
-        return choose_fraclen(x, wl, signed, metric, dim, source)
-    if signed:
-        return fraclen_from_stat(tensor_stat(x, "std", dim=dim), wl, signed, "std", source)
+    if metric != POST_RELU_STD or signed:
+        return choose_fraclen(x, wl, signed, "std" if metric == POST_RELU_STD else metric, dim,
+                              source)
     sigma = tensor_stat(x.clamp(min=0), "std", dim=dim) / RECTIFIED_STD
     return fraclen_from_stat(sigma, wl, signed, "std", source)
 

@@ -44,7 +44,12 @@ def fraclen_grid_search(x: torch.Tensor, wl: int = 8, signed: bool = True,
         A 0-dim long tensor, or a long tensor with one FL per slice along ``dim``.
     """
     check_finite(x, "the tensor whose format is being chosen")
-    return fraclen_range(wl, signed)[1] - grid_errors(x, wl, signed, dim).argmin(dim=0)
+    return least_error_fraclen(grid_errors(x, wl, signed, dim), wl, signed)
+
+
+def least_error_fraclen(errors: torch.Tensor, wl: int, signed: bool) -> torch.Tensor:
+    """The FL of the smallest of ``grid_errors``'s errors, the finest of equal ones."""
+    return fraclen_range(wl, signed)[1] - errors.argmin(dim=0)
 
 
 def grid_errors(x: torch.Tensor, wl: int, signed: bool, dim: int | None = None) -> torch.Tensor:
