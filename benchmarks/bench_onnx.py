@@ -11,8 +11,11 @@ onnx-float file, calibrated on 8 images. The models are calibrated on random ima
 The int32-add export's speed depends on the fractional lengths where a residual add needs
 an accumulator: the line "graph:" says how many of those adds run inside a QLinearConv and
 how many convolutions take the float path; the 8-bit-add export is QLinearConv and
-QLinearAdd only. The pure-integer PyTorch reference executor (int64
-carrier) is timed too, for the record. Sessions take turns in blocks, medians reported.
+QLinearAdd only, plus a Clip after every signed requantization (the format is
+symmetric, +-127, and uint8 with zero point 128 reaches -128): the same file with its
+Clips removed (not exact) is timed beside it to show what they cost. The pure-integer
+PyTorch reference executor (int64 carrier) is timed too, for the record. Sessions take
+turns in blocks, medians reported.
 """
 
 import argparse
@@ -41,6 +44,26 @@ def calibrated_model(name: str, quant: QuantConfig) -> torch.nn.Module:
     return model.eval()
 
 
+def without_clips(path: Path) -> Path:
+    """A copy of an exported file with every Clip bypassed: its speed without the
+    symmetric format's saturation (its values are no longer exact)."""
+    model = onnx.load(path)
+    nodes = model.graph.node
+    source = {node.output[0]: node.input[0] for node in nodes if node.op_type == "Clip"}
+    kept = [node for node in nodes if node.op_type != "Clip"]
+    for node in kept:
+        node.input[:] = [source.get(name, name) for name in node.input]
+    del nodes[:]
+    nodes.extend(kept)
+    used = {name for node in kept for name in node.input}
+    weights = [tensor for tensor in model.graph.initializer if tensor.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(weights)
+    out = path.with_name(path.stem + "_no_clip.onnx")
+    onnx.save(model, out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=40)
@@ -54,6 +77,7 @@ def main() -> None:
         files = {"f8lab int8": export_onnx(model, folder / f"{name}_int8.onnx"),
                  "f8lab int8, 8-bit add": export_onnx(eight, folder / f"{name}_int8_add8.onnx"),
                  "fp32": export_onnx(model, folder / f"{name}_fp32.onnx", "onnx-float")}
+        files["8-bit add without Clips (not exact)"] = without_clips(files["f8lab int8, 8-bit add"])
         calibration = (torch.randint(0, 256, (8, 3, 224, 224), generator=torch.Generator()
                                      .manual_seed(1)).float() / 256).numpy()
         files["ort quantize_static"] = ort_static_quantize(
@@ -75,7 +99,8 @@ def main() -> None:
             print(f"{name} batch {batch}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
                   + "".join(f"; {k} speed-up over fp32 {ms['fp32'] / ms[k]:.2f}x, over "
                             f"quantize_static {ms['ort quantize_static'] / ms[k]:.2f}x"
-                            for k in ("f8lab int8", "f8lab int8, 8-bit add"))
+                            for k in ("f8lab int8", "f8lab int8, 8-bit add",
+                                      "8-bit add without Clips (not exact)"))
                   + f"; PyTorch integer reference {reference:.0f} ms")
 
 

@@ -234,38 +234,33 @@ def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
 
 
 def _linear(self: IntLinear, graph: Graph, x: Sym) -> Sym:
-    """The classifier on onnxruntime's 8-bit kernels, exact: the uint8 values summed over
-    H·W in float32 (exact: the sums stay below 2**24), the sums cut into base-256 digits,
-    one MatMulInteger (uint8 digits times the int8 weights, int32 sums) for every digit, and
-    in float64 the digits' products combined, the zero point's share taken out, the left
-    shifts and the bias applied. Where a sum or a product could leave those ranges, the
-    float64 classifier of integer_steps."""
+    """The classifier on onnxruntime's 8-bit kernels, exact. In NHWC order (no transpose
+    runs after onnxruntime's NHWC convolutions), one MatMulInteger of a row of ones and the
+    uint8 values sums them over H·W in int32; the sums are cut into base-256 digits along
+    a new axis, one MatMulInteger multiplies every digit by the int8 weights (int32
+    sums), and in float64 each digit's products are scaled by its radix and the left
+    shifts and summed, the zero point's share taken out with the bias. Where a product
+    could leave int32, the float64 classifier of integer_steps."""
     weight = self.weight.numpy().astype(np.int64)  # (classes, C)
     largest = 255 * self.pool_size
-    if x.form is not Form.Q8 or largest >= 2**24 or np.abs(weight).max() > 127 \
+    if x.form is not Form.Q8 or largest > INT32_MAX or np.abs(weight).max() > 127 \
             or 255 * np.abs(weight).sum(axis=1).max() > INT32_MAX:
         return linear(self, graph, x, TensorProto.DOUBLE)
-    wide = graph.op("Cast", [x.name], "wide", to=TensorProto.FLOAT)
-    pooled = graph.op("ReduceSum", [wide, graph.const([2, 3], np.int64)], "pooled", keepdims=0)
+    nhwc = graph.op("Transpose", [x.name], "nhwc", perm=[0, 2, 3, 1])
+    rows = graph.op("Reshape", [nhwc, graph.const([0, self.pool_size, weight.shape[1]], np.int64)], "rows")
+    ones = graph.const(np.ones((1, self.pool_size), np.uint8), np.uint8, "ones")
+    pooled = graph.op("MatMulInteger", [ones, rows], "pooled")  # (N, 1, C)
     count = -(-largest.bit_length() // 8)
-    digits = []
-    for j in range(count):
-        rest = pooled if j == 0 else graph.op(
-            "Floor", [graph.op("Mul", [pooled, graph.const(2.0 ** (-8 * j), np.float32)], "rest")], "rest")
-        if j < count - 1:
-            rest = graph.op("Mod", [rest, graph.const(256, np.float32)], "digit", fmod=1)
-        digits.append(graph.op("Cast", [rest], "digit", to=TensorProto.UINT8))
-    stacked = digits[0] if count == 1 else graph.op("Concat", digits, "digits", axis=0)
-    product = graph.op("MatMulInteger", [stacked, graph.const(weight.T, np.int8, "fc_w")], "fc")
+    radix = 256 ** np.arange(count).reshape(-1, 1)  # digit j of every sum: (N, count, C)
+    digits = graph.op("Mod", [graph.op("Div", [pooled, graph.const(radix, np.int32)], "digit"),
+                              graph.const(256, np.int32)], "digit")
+    digits = graph.op("Cast", [digits], "digit", to=TensorProto.UINT8)
+    product = graph.op("MatMulInteger", [digits, graph.const(weight.T, np.int8, "fc_w")], "fc")
     product = graph.op("Cast", [product], "fc", to=TensorProto.DOUBLE)
-    if count > 1:
-        product = graph.op("Reshape", [product, graph.const([count, -1, weight.shape[0]], np.int64)], "fc")
-        radix = np.exp2(8 * np.arange(count, dtype=np.float64)).reshape(-1, 1, 1)
-        product = graph.op("Mul", [product, graph.const(radix, np.float64)], "fc")
-        product = graph.op("ReduceSum", [product, graph.const([0], np.int64)], "fc", keepdims=0)
     shift = np.exp2(self.output_fraclen - self.input_fraclen - self.weight_fraclen.numpy())
+    acc = graph.op("Mul", [product, graph.const(radix * shift * np.ones(weight.shape[0]), np.float64)], "fc")
+    acc = graph.op("ReduceSum", [acc, graph.const([1], np.int64)], "fc", keepdims=0)
     bias = (self.bias.numpy() - zero_point(x.signed) * self.pool_size * weight.sum(axis=1)) * shift
-    acc = graph.op("Mul", [product, graph.const(shift, np.float64)], "fc")
     acc = graph.op("Add", [acc, graph.const(bias, np.float64, "fc_b")], "fc")
     return Sym(acc, self.output_fraclen, Form.FLOAT)
 
