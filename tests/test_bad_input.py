@@ -21,7 +21,7 @@ from f8lab.quant import QuantConfig, fix_quant, requantize
 from f8lab.train import read_checkpoint, save_atomic
 from f8lab.train.checkpoint import model_state
 from f8lab.train.config import load_config
-from f8lab.train.run_folder import claim_run_folder
+from f8lab.train.run_folder import claim_run_folder, holds_run
 from helpers import TINY_CONFIG
 
 installed = pytest.mark.skipif(not (raw_folder(default_data_root()) / FILES[0].name).is_file(),
@@ -246,6 +246,15 @@ def test_an_unreadable_checkpoint_gets_a_message(tmp_path, capsys, finished_run,
     path.write_bytes(content)
     err = refused(capsys, ["eval", str(path)])
     assert str(path) in err and any(w in err for w in ("cannot be read", "damaged"))
+
+
+def test_a_missing_float_run_to_start_from_names_the_fixes(tmp_path, capsys, config_file):
+    missing = tmp_path / "float_run" / "best.pt"
+    err = refused(capsys, ["train", str(config_file), "--out", str(tmp_path / "f8"),
+                           "--set", "quant.bits=8", "--set", f"run.init={missing}"])
+    assert str(missing) in err and "does not exist" in err
+    assert "--init" in err and "run.init=null" in err
+    assert not holds_run(tmp_path / "f8")
 
 
 def test_a_plain_pickle_is_not_a_checkpoint(tmp_path, capsys):

@@ -87,6 +87,11 @@ def float_weights(init: str) -> dict[str, torch.Tensor]:
         name = init.split(":", 1)[1]
         weights = torchvision.models.get_model_weights(name).DEFAULT  # downloads: needs internet
         return weights.get_state_dict(progress=True)
+    if not Path(init).exists():
+        raise FileNotFoundError(
+            f"checkpoint {init} does not exist: it is the float run this one starts from "
+            "(run.init); train that run first, point --init at another float checkpoint, "
+            "or start from random weights with --set run.init=null")
     state = load_tensors(init)
     if isinstance(state, dict) and state.get("kind") == "f8lab-checkpoint":
         if state["quant"] is not None:
