@@ -87,12 +87,13 @@ def float_weights(init: str) -> dict[str, torch.Tensor]:
         name = init.split(":", 1)[1]
         weights = torchvision.models.get_model_weights(name).DEFAULT  # downloads: needs internet
         return weights.get_state_dict(progress=True)
-    if not Path(init).exists():
+    try:
+        state = load_tensors(init)
+    except FileNotFoundError as error:
         raise FileNotFoundError(
-            f"checkpoint {init} does not exist: it is the float run this one starts from "
-            "(run.init); train that run first, point --init at another float checkpoint, "
-            "or start from random weights with --set run.init=null")
-    state = load_tensors(init)
+            f"{error}: it is the float run this one starts from (run.init); train that run "
+            "first, point --init at another float checkpoint, or start from random weights "
+            "with --set run.init=null") from None
     if isinstance(state, dict) and state.get("kind") == "f8lab-checkpoint":
         if state["quant"] is not None:
             raise ValueError(f"{init} is a fixed-point checkpoint; initialise from a float one")
