@@ -11,12 +11,21 @@ SHORTCUT_CHANNELS_LIMIT times the convolution's own; otherwise the convolutions 
 (DequantizeLinear of the input, the int8 weights and the int32 bias) around a float Conv,
 and the add runs in real units, exact while the accumulators stay below 2**24. The 8-bit
 add (residual="int8") is one com.microsoft.QLinearAdd of two 8-bit tensors. The
-classifier multiplies base-256 digits of its sums by the int8 weights in MatMulInteger.
+classifier multiplies base-256 digits of its sums by the weights in MatMulInteger.
+
+Weights (WEIGHT_FORMS): onnxruntime's uint8 x int8 kernels on x86-64 without VNNI add
+pairs of products in int16 with saturation (vpmaddubsw), its uint8 x uint8 kernels
+widen first and are exact on every CPU. The default, "portable", gives a kernel int8
+weights only where no pair of products can pass int16 (pairs_fit_int16), uint8 weights
+with zero point 128 elsewhere: exact everywhere. "s8" gives every kernel int8 weights:
+faster, exact where the uint8 x int8 kernels accumulate in 32 bits (VNNI, ARM). "u8"
+gives every kernel uint8 weights.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 from onnx import TensorProto
@@ -49,6 +58,32 @@ from f8lab.quant import int_range
 # four copies (ratio 4, 5 of its 8 adds) 11.8 vs 11.2 ms, two copies 9.7 vs 13.3 ms, one
 # copy 7.4 vs 13.1 ms.
 SHORTCUT_CHANNELS_LIMIT = 4
+
+WEIGHT_FORMS = ("portable", "s8", "u8")
+INT16_MAX = 2**15 - 1
+
+
+def pairs_fit_int16(weight: np.ndarray) -> bool:
+    """True where no two products of uint8 inputs (0..255) and one output's int8 weights
+    (``weight``: outputs first) can sum past int16: 255 times each output's two largest
+    |w| is at most 32767. Then a kernel that adds adjacent products in int16 with
+    saturation (x86-64 without VNNI) is exact whichever two it pairs."""
+    flat = np.abs(weight.reshape(weight.shape[0], -1).astype(np.int64))
+    largest_two = -np.partition(-flat, 1, axis=1)[:, :2].sum(axis=1) if flat.shape[1] > 1 else flat[:, 0]
+    return 255 * int(largest_two.max()) <= INT16_MAX
+
+
+def _weight_inputs(graph: Graph, weight: np.ndarray, zero_shape: tuple, weights: str,
+                   hint: str, transposed: bool = False) -> tuple[str, str]:
+    """A kernel's integer weights (outputs first, int8 values; stored transposed for
+    MatMulInteger) and their zero point, as int8 or as uint8 with zero point 128, as
+    ``weights`` asks (see WEIGHT_FORMS)."""
+    stored = weight.T if transposed else weight
+    if weights == "s8" or (weights == "portable" and pairs_fit_int16(weight)):
+        return (graph.const(stored.astype(np.int8), np.int8, hint),
+                graph.const(np.zeros(zero_shape, np.int8), np.int8))
+    return (graph.const((stored + 128).astype(np.uint8), np.uint8, hint),
+            graph.const(np.full(zero_shape, 128, np.uint8), np.uint8))
 
 
 def _q8_params(graph: Graph, fraclen, signed: bool) -> list[str]:
@@ -129,7 +164,8 @@ def join(conv: IntConv2d, x: Sym, addend: Sym) -> Join | None:
     return Join(addend, split_taps(matrix, copies), bias)
 
 
-def _qlinear_conv(graph: Graph, pending: PendingConv, out_fraclen: int, signed: bool) -> str:
+def _qlinear_conv(graph: Graph, pending: PendingConv, out_fraclen: int, signed: bool,
+                  weights: str) -> str:
     """QLinearConv; with a joined shortcut, the exact residual sum inside it (see join)."""
     conv, x = pending.conv, pending.source
     w_fl = conv.weight_fraclen.numpy()
@@ -150,10 +186,9 @@ def _qlinear_conv(graph: Graph, pending: PendingConv, out_fraclen: int, signed: 
                 source.name, graph.const([0, 0], np.int64), graph.const([2**62] * 2, np.int64),
                 graph.const([2, 3], np.int64), graph.const([stride] * 2, np.int64)], "strided")
         name = graph.op("Concat", [x.name] + [feed] * copies, "with_addend", axis=1)
+    w, w_zero = _weight_inputs(graph, weight, w_fl.shape, weights, "w")
     inputs = [
-        name, *_q8_params(graph, x.fraclen, x.signed),
-        graph.const(weight.astype(np.int8), np.int8, "w"), graph.const(pow2(w_fl), np.float32),
-        graph.const(np.zeros(w_fl.shape, np.int8), np.int8),
+        name, *_q8_params(graph, x.fraclen, x.signed), w, graph.const(pow2(w_fl), np.float32), w_zero,
         *_q8_params(graph, out_fraclen, signed),
         graph.const(bias.astype(np.int32), np.int32, "b"),
     ]
@@ -201,9 +236,9 @@ def _as_real(graph: Graph, x: Sym) -> Sym:
     return x
 
 
-def _requantize(self: IntRequantize, graph: Graph, x: Sym) -> Sym:
+def _requantize(self: IntRequantize, graph: Graph, x: Sym, weights: str) -> Sym:
     if x.form is Form.CONV:
-        out = _qlinear_conv(graph, x.conv, self.fraclen, self.signed)
+        out = _qlinear_conv(graph, x.conv, self.fraclen, self.signed, weights)
     elif x.form is Form.ADD8:  # onnxruntime's 8-bit add: round half to even of the exact sum
         a, b = x.add.a, x.add.b
         out = graph.op("QLinearAdd", [a.name, *_q8_params(graph, a.fraclen, a.signed),
@@ -233,14 +268,14 @@ def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
     return _real_sum(graph, _as_real(graph, a), _as_real(graph, b))
 
 
-def _linear(self: IntLinear, graph: Graph, x: Sym) -> Sym:
+def _linear(self: IntLinear, graph: Graph, x: Sym, weights: str) -> Sym:
     """The classifier on onnxruntime's 8-bit kernels, exact. In NHWC order (no transpose
     runs after onnxruntime's NHWC convolutions), one MatMulInteger of a row of ones and the
     uint8 values sums them over H·W in int32; the sums are cut into base-256 digits along
-    a new axis, one MatMulInteger multiplies every digit by the int8 weights (int32
-    sums), and in float64 each digit's products are scaled by its radix and the left
-    shifts and summed, the zero point's share taken out with the bias. Where a product
-    could leave int32, the float64 classifier of integer_steps."""
+    a new axis, one MatMulInteger multiplies every digit by the weights (int32 sums), and
+    in float64 each digit's products are scaled by its radix and the left shifts and
+    summed, the zero point's share taken out with the bias. Where a product could leave
+    int32, the float64 classifier of integer_steps."""
     weight = self.weight.numpy().astype(np.int64)  # (classes, C)
     largest = 255 * self.pool_size
     if x.form is not Form.Q8 or largest > INT32_MAX or np.abs(weight).max() > 127 \
@@ -255,7 +290,8 @@ def _linear(self: IntLinear, graph: Graph, x: Sym) -> Sym:
     digits = graph.op("Mod", [graph.op("Div", [pooled, graph.const(radix, np.int32)], "digit"),
                               graph.const(256, np.int32)], "digit")
     digits = graph.op("Cast", [digits], "digit", to=TensorProto.UINT8)
-    product = graph.op("MatMulInteger", [digits, graph.const(weight.T, np.int8, "fc_w")], "fc")
+    fc_w, fc_zero = _weight_inputs(graph, weight, (), weights, "fc_w", transposed=True)  # (C, classes)
+    product = graph.op("MatMulInteger", [digits, fc_w, graph.const(0, np.uint8), fc_zero], "fc")
     product = graph.op("Cast", [product], "fc", to=TensorProto.DOUBLE)
     shift = np.exp2(self.output_fraclen - self.input_fraclen - self.weight_fraclen.numpy())
     acc = graph.op("Mul", [product, graph.const(radix * shift * np.ones(weight.shape[0]), np.float64)], "fc")
@@ -265,5 +301,11 @@ def _linear(self: IntLinear, graph: Graph, x: Sym) -> Sym:
     return Sym(acc, self.output_fraclen, Form.FLOAT)
 
 
-EMITTERS: dict[type, Emitter] = {IntInput: _input, IntConv2d: _conv, IntRequantize: _requantize,
-                                 IntAdd: _add, IntMaxPool2d: maxpool, IntLinear: _linear}
+def emitters(weights: str = "portable") -> dict[type, Emitter]:
+    """The onnx-int8 target, its kernels' weights as ``weights`` asks (see WEIGHT_FORMS)."""
+    if weights not in WEIGHT_FORMS:
+        raise ValueError(f"unknown weights {weights!r}; choose one of {', '.join(WEIGHT_FORMS)} "
+                         "(portable: exact on every CPU)")
+    return {IntInput: _input, IntConv2d: _conv, IntAdd: _add, IntMaxPool2d: maxpool,
+            IntRequantize: functools.partial(_requantize, weights=weights),
+            IntLinear: functools.partial(_linear, weights=weights)}

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import platform
-import re
 import warnings
 from pathlib import Path
 
@@ -13,19 +12,25 @@ import onnx
 import onnxruntime as ort
 import torch
 from google.protobuf.message import DecodeError
+from onnx import TensorProto, helper, numpy_helper
 
 
-def saturating_int8_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True on an x86-64 CPU without VNNI (AVX512-VNNI or AVX-VNNI): there onnxruntime's
-    uint8 x int8 kernels add pairs of products in 16 bits with saturation (vpmaddubsw), so
-    a pair above 32767 (say 255 * 127 twice) is clipped. Unknown CPUs count as exact."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    try:
-        flags = cpuinfo.read_text()
-    except OSError:
-        return False
-    return "flags" in flags and not re.search(r"\b(avx512_vnni|avx_vnni)\b", flags)
+@functools.cache
+def int8_weights_saturate() -> bool:
+    """True where onnxruntime's uint8 x int8 kernels add pairs of products in int16 with
+    saturation (x86-64 without VNNI: vpmaddubsw), measured here: one MatMulInteger of
+    255s by 127s, whose every pair of products (64,770) passes 32,767."""
+    a = np.full((64, 256), 255, np.uint8)
+    b = np.full((256, 64), 127, np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "probe",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, None)],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return not np.all(session.run(None, {"a": a})[0] == 255 * 127 * 256)
 
 
 def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSession:
@@ -52,11 +57,12 @@ def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSe
                          "with `f8lab export`") from None
     if props.get("format") == "onnx-int8":
         options.add_session_config_entry("session.disable_quant_qdq", "1")
-        if saturating_int8_cpu():
-            warnings.warn(f"{path}: this x86-64 CPU has no VNNI, so onnxruntime's 8-bit "
-                          "convolutions may saturate a pair of products and differ from the "
-                          "integer model in rare outputs; for bit-exact results here, export "
-                          "onnx-integer-float", stacklevel=2)
+        if props.get("weights", "s8") == "s8" and int8_weights_saturate():
+            warnings.warn(f"{path} has int8 weights (weights='s8'), and onnxruntime's uint8 x "
+                          "int8 kernels on this CPU (x86-64 without VNNI) saturate pairs of "
+                          "products: its outputs may differ from the integer model; export "
+                          "with the default weights='portable' for a file exact on every CPU",
+                          stacklevel=2)
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 

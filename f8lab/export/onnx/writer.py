@@ -23,9 +23,8 @@ from f8lab.export.onnx.graph import Graph, trace
 from f8lab.models import build_model, load_float_state_dict
 from f8lab.models.registry import arch_of, quant_of
 
-TARGETS = {"onnx-int8": int8.EMITTERS, "onnx-integer-float": integer_float.EMITTERS,
-           "onnx-float": float_network.EMITTERS}
-FORMATS = tuple(TARGETS)
+FORMATS = ("onnx-int8", "onnx-integer-float", "onnx-float")
+WEIGHT_FORMS = int8.WEIGHT_FORMS
 OPSET = 17
 
 
@@ -38,7 +37,8 @@ def float_network_of(model: nn.Module) -> nn.Module:
 
 
 def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
-                example_input: torch.Tensor | None = None, metadata: dict | None = None) -> Path:
+                example_input: torch.Tensor | None = None, metadata: dict | None = None,
+                weights: str = "portable") -> Path:
     """Write ``model`` as an ONNX file that onnxruntime runs.
 
     Args:
@@ -49,6 +49,11 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
         example_input: an input of the size the file will see (it fixes the classifier's
             pooling size); default: the stem's usual size.
         metadata: extra ``metadata_props`` entries (strings).
+        weights: onnx-int8's kernel weights. "portable" (default): exact on every CPU,
+            int8 where no pair of products can pass int16, else uint8 with zero point 128;
+            "s8": int8 everywhere, faster, exact only where onnxruntime's uint8 x int8
+            kernels accumulate in 32 bits (x86-64 with AVX512-VNNI or AVX-VNNI, ARM64);
+            "u8": uint8 everywhere. The other formats have no 8-bit kernels.
 
     Returns:
         The path. The graph's input is ``input`` (N, C, H, W) float32 with a dynamic batch
@@ -58,6 +63,8 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    targets = {"onnx-int8": int8.emitters(weights), "onnx-integer-float": integer_float.EMITTERS,
+               "onnx-float": float_network.EMITTERS}
     arch, quant = arch_of(model), quant_of(model)
     props = {"format": format, "arch": json.dumps(arch),
              "input_convention": "imagenet-normalized" if quant is not None and quant.signed_input
@@ -65,7 +72,7 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     graph = Graph()
     if format == "onnx-float":
         body = copy.deepcopy(model if quant is None else float_network_of(model)).eval()
-        out = trace(body, TARGETS[format], graph)
+        out = trace(body, targets[format], graph)
         props["output_fraclen"] = "0"
         out_type = TensorProto.FLOAT
     else:
@@ -75,10 +82,12 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
             raise ValueError(f"onnx-int8 carries 8-bit tensors; a {quant.bits}-bit model exports "
                              "as onnx-integer-float")
         integer = integerize(model, example_input)
-        out = trace(integer.body, TARGETS[format], graph)
+        out = trace(integer.body, targets[format], graph)
         props["output_fraclen"] = str(integer.output_fraclen)
         props["layers"] = layer_table(model).to_json(orient="records")
         out_type = TensorProto.DOUBLE if format == "onnx-int8" else TensorProto.FLOAT
+        if format == "onnx-int8":
+            props["weights"] = weights
     graph.nodes.append(helper.make_node("Identity", [out.name], ["logits"]))
     size = 224 if arch["stem"] == "imagenet" else 28
     if example_input is not None:
