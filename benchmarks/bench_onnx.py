@@ -1,46 +1,53 @@
 """onnxruntime speed of f8lab's int8 exports beside the FP32 export and beside onnxruntime's
-own static quantization of the same float network (targets: the 8-bit-add export
-(residual="int8") >= 2.5x FP32 on ResNet-18 and at least as fast as the peer on every
-network and batch; the exact int32-add export (residual="int32") for the record).
+own static quantization of the same float network.
 
-    python benchmarks/bench_onnx.py [--repeats 30] [--threads 2]
+    python benchmarks/bench_onnx.py [--repeats 40] [--threads 2] [--sizes 224 28]
 
-ResNet-18 and MobileNet V2 at 224x224, batch 1 and 8, onnxruntime CPU with 2 threads.
-The peer is quantize_static (QDQ, uint8 activations, int8 weights, per tensor) of the
-onnx-float file, calibrated on 8 images. The models are calibrated on random images.
-The int32-add export's speed depends on the fractional lengths where a residual add needs
-an accumulator: the line "graph:" says how many of those adds run inside a QLinearConv and
-how many convolutions take the float path; the 8-bit-add export is QLinearConv and
-QLinearAdd only, plus a Clip after every signed requantization (the format is
-symmetric, +-127, and uint8 with zero point 128 reaches -128): the same file with its
-Clips removed (not exact) is timed beside it to show what they cost. The pure-integer
-PyTorch reference executor (int64 carrier) is timed too, for the record. Sessions take
-turns in blocks, medians reported.
+Targets: the 8-bit-add export (residual="int8") >= 2.5x FP32 on ResNet-18 and at least
+as fast as the peer on every network and batch; the exact int32-add export
+(residual="int32") for the record. Each f8lab export is timed in its three weight forms
+(export_onnx's ``weights``): portable (the default, exact on every CPU: int8 weights only
+where no pair of products can pass int16, uint8 with zero point 128 elsewhere), s8 (int8
+everywhere: exact only where the uint8 x int8 kernels add in 32 bits, VNNI or ARM64) and
+u8 (uint8 everywhere). The peer is quantize_static (QDQ, uint8 activations, int8
+weights, per tensor) of the onnx-float file, calibrated on 8 images, as is and with
+``reduce_range=True`` (7-bit weights, its own remedy for CPUs without VNNI).
+
+ResNet-18 and MobileNet V2 with the ImageNet stem at 224x224 and with the study's small
+stem at 28x28 (1 channel), batch 1 and 8, onnxruntime CPU with 2 threads; models
+calibrated on random images. The 8-bit-add export is QLinearConv and QLinearAdd only, plus
+a Clip after every signed requantization (the format is symmetric, +-127, and uint8 with
+zero point 128 reaches -128): the same file with its Clips removed (not exact) is timed
+beside it. Sessions take turns in blocks, medians reported. The first line names the CPU
+flags that pick onnxruntime's kernels: figures hold for machines with the same ones.
 """
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import onnx
 import onnxruntime as ort
 import torch
 
-from f8lab.export import export_onnx, integerize
-from f8lab.export.onnx.speed import ort_static_quantize, time_onnx
+from f8lab.export import WEIGHT_FORMS, export_onnx
+from f8lab.export.onnx.run import int8_weights_saturate
+from f8lab.export.onnx.speed import cpu_flags, ort_static_quantize, time_onnx
 from f8lab.models import build_model, from_float
 from f8lab.quant import QuantConfig
 
+STEMS = {224: ("imagenet", 3), 28: ("small", 1)}
 
-def calibrated_model(name: str, quant: QuantConfig) -> torch.nn.Module:
+
+def calibrated_model(name: str, quant: QuantConfig, size: int) -> torch.nn.Module:
+    stem, channels = STEMS[size]
     torch.manual_seed(0)
-    float_model = build_model(name).train()
+    float_model = build_model(name, stem=stem, in_channels=channels).train()
     with torch.no_grad():
-        float_model(torch.rand(4, 3, 224, 224))
+        float_model(torch.rand(4, channels, size, size))
     model = from_float(float_model, quant).train()
     with torch.no_grad():
-        model(torch.rand(4, 3, 224, 224))
+        model(torch.rand(4, channels, size, size))
     return model.eval()
 
 
@@ -64,44 +71,57 @@ def without_clips(path: Path) -> Path:
     return out
 
 
+def int8_weight_kernels(path: Path) -> str:
+    """How many of a file's QLinearConv / MatMulInteger kernels take int8 weights."""
+    graph = onnx.load(path).graph
+    types = {init.name: init.data_type for init in graph.initializer}
+    kernels = [types[node.input[3 if node.op_type == "QLinearConv" else 1]] for node in graph.node
+               if node.op_type in ("QLinearConv", "MatMulInteger")
+               and node.input[3 if node.op_type == "QLinearConv" else 1] in types]
+    return f"{kernels.count(onnx.TensorProto.INT8)} of {len(kernels)}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 28], choices=sorted(STEMS))
     args = parser.parse_args()
-    print(f"onnxruntime {ort.__version__}, {args.threads} threads, median of {args.repeats} runs")
+    print(f"CPU {cpu_flags()}; onnxruntime {ort.__version__}, uint8 x int8 kernels "
+          f"{'saturate pairs' if int8_weights_saturate() else 'exact'} here; "
+          f"{args.threads} threads, median of {args.repeats} runs")
     folder = Path(tempfile.mkdtemp())
-    for name in ("resnet18", "mobilenet_v2"):
-        model = calibrated_model(name, QuantConfig())
-        eight = calibrated_model(name, QuantConfig(residual="int8"))
-        files = {"f8lab int8": export_onnx(model, folder / f"{name}_int8.onnx"),
-                 "f8lab int8, 8-bit add": export_onnx(eight, folder / f"{name}_int8_add8.onnx"),
-                 "fp32": export_onnx(model, folder / f"{name}_fp32.onnx", "onnx-float")}
-        files["8-bit add without Clips (not exact)"] = without_clips(files["f8lab int8, 8-bit add"])
-        calibration = (torch.randint(0, 256, (8, 3, 224, 224), generator=torch.Generator()
-                                     .manual_seed(1)).float() / 256).numpy()
-        files["ort quantize_static"] = ort_static_quantize(
-            files["fp32"], folder / f"{name}_ort_qdq.onnx", calibration)
-        nodes = onnx.load(files["f8lab int8"]).graph.node
-        ops = [node.op_type for node in nodes]
-        fed = {name for node in nodes if node.op_type == "QLinearConv" for name in node.input}
-        joins = sum(node.op_type == "Concat" and node.output[0] in fed for node in nodes)
-        print(f"{name} graph: {ops.count('QLinearConv')} QLinearConv ({joins} with a "
-              f"residual shortcut inside), {ops.count('Conv')} float Conv (QDQ)")
-        integer = integerize(model)
-        for batch in (1, 8):
-            x = (torch.randint(0, 256, (batch, 3, 224, 224)).float() / 256).numpy()
-            ms = time_onnx(files, x, args.repeats, args.threads)
-            start = time.perf_counter()
-            with torch.no_grad():
-                integer(torch.from_numpy(x))
-            reference = 1e3 * (time.perf_counter() - start)
-            print(f"{name} batch {batch}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
-                  + "".join(f"; {k} speed-up over fp32 {ms['fp32'] / ms[k]:.2f}x, over "
-                            f"quantize_static {ms['ort quantize_static'] / ms[k]:.2f}x"
-                            for k in ("f8lab int8", "f8lab int8, 8-bit add",
-                                      "8-bit add without Clips (not exact)"))
-                  + f"; PyTorch integer reference {reference:.0f} ms")
+    for size in args.sizes:
+        channels = STEMS[size][1]
+        for name in ("resnet18", "mobilenet_v2"):
+            tag = f"{name} {size}x{size}"
+            stem = folder / f"{name}_{size}"
+            int32_add = calibrated_model(name, QuantConfig(), size)
+            eight_bit_add = calibrated_model(name, QuantConfig(residual="int8"), size)
+            files = {"fp32": export_onnx(int32_add, f"{stem}_fp32.onnx", "onnx-float")}
+            for weights in WEIGHT_FORMS:
+                files[f"8-bit add {weights}"] = export_onnx(eight_bit_add, f"{stem}_add8_{weights}.onnx",
+                                                            weights=weights)
+            files["8-bit add portable without Clips (not exact)"] = without_clips(files["8-bit add portable"])
+            for weights in ("portable", "s8"):
+                files[f"int32 add {weights}"] = export_onnx(int32_add, f"{stem}_add32_{weights}.onnx",
+                                                            weights=weights)
+            calibration = (torch.randint(0, 256, (8, channels, size, size), generator=torch.Generator()
+                                         .manual_seed(1)).float() / 256).numpy()
+            for reduce_range in (False, True):
+                label = "quantize_static" + (" reduce_range" if reduce_range else "")
+                files[label] = ort_static_quantize(files["fp32"], f"{stem}_qdq_{reduce_range}.onnx",
+                                                   calibration, reduce_range)
+            print(f"{tag}: int8-weight kernels in the portable files: 8-bit add "
+                  f"{int8_weight_kernels(files['8-bit add portable'])}, int32 add "
+                  f"{int8_weight_kernels(files['int32 add portable'])}")
+            for batch in (1, 8):
+                x = (torch.randint(0, 256, (batch, channels, size, size)).float() / 256).numpy()
+                ms = time_onnx(files, x, args.repeats, args.threads)
+                peer = ms["quantize_static"]
+                print(f"{tag} batch {batch} (ms; x = quantize_static's time / this one's):")
+                for label, t in ms.items():
+                    print(f"    {label:46s} {t:8.2f} ms  {peer / t:5.2f}x  (fp32 / this {ms['fp32'] / t:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
                        [--init CHECKPOINT] [--resume | --overwrite]
     f8lab eval CHECKPOINT|FILE.onnx [--mode float|fake|integer|onnx] [--profile ... --config ...]
     f8lab export CHECKPOINT --format onnx-int8|onnx-integer-float|onnx-float --out FILE
+                 [--weights portable|s8|u8]
 
 Exit codes: 0 done; 2 bad input (a usage, config, data, checkpoint or output-folder
 error: ``error: ...`` names the file or key and the fix); 1 a run stopped because its
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 from f8lab.data import DataError
-from f8lab.export import FORMATS, OnnxModel, export_onnx, integerize
+from f8lab.export import FORMATS, WEIGHT_FORMS, OnnxModel, export_onnx, integerize
 from f8lab.train import ConfigError, evaluate, load_config, read_checkpoint, train
 from f8lab.train.checkpoint import CheckpointError, model_from_state
 from f8lab.train.config import PROFILES, RESUMABLE, config_from_dict
@@ -90,8 +91,9 @@ def _export(args: argparse.Namespace) -> None:
                          f"{args.out / 'model.onnx'}")
     state = read_checkpoint(args.checkpoint)
     path = export_onnx(model_from_state(state), args.out, args.format,
-                       metadata={"config": json.dumps(state["config"])})
-    print(json.dumps({"format": args.format, "out": str(path)}))
+                       metadata={"config": json.dumps(state["config"])}, weights=args.weights)
+    weights = {"weights": args.weights} if args.format == "onnx-int8" else {}
+    print(json.dumps({"format": args.format, **weights, "out": str(path)}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, default="onnx-int8",
                    help="onnx-int8 (int8 kernels), onnx-integer-float (integer values in "
                    "float32) or onnx-float (the float network); default: %(default)s")
+    p.add_argument("--weights", choices=WEIGHT_FORMS, default="portable",
+                   help="onnx-int8's kernel weights: portable (exact on every CPU), s8 (int8 "
+                   "everywhere: faster, exact on x86-64 with VNNI and on ARM64) or u8; "
+                   "default: %(default)s")
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     p.set_defaults(run=_export)
     return parser

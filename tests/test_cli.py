@@ -44,6 +44,10 @@ def test_train_then_eval_prints_json_last(tmp_path, capsys):
     assert onnx_result["mode"] == "onnx" and onnx_result["top1"] == integer["top1"]
     main(["eval", str(tmp_path / "f8" / "best.pt"), "--mode", "onnx"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top1"] == integer["top1"]
+    main(["export", str(tmp_path / "f8" / "best.pt"), "--weights", "u8", "--out", str(tmp_path / "u8.onnx")])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["weights"] == "u8"
+    main(["eval", str(tmp_path / "u8.onnx")])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["top1"] == integer["top1"]
 
 
 def test_bad_config_fails_before_any_work(tmp_path, capsys):

@@ -13,12 +13,14 @@ CONFIGS = {"float": None, "fixed, batch fold": QuantConfig(),
            "fixed, running fold": QuantConfig(bn_fold="running"),
            "fixed, grid per channel": QuantConfig(fraclen="grid", per_channel=True),
            "fixed, 8-bit residual": QuantConfig(residual="int8")}
-# every architecture and stem, float and the default fixed point; the other options on two
-# architectures (tracing takes seconds a model: the whole matrix runs in `make test-slow`)
+# Tracing takes tens of seconds a model on 2 cores: the default run traces one of each
+# kind (every option on ResNet-18, every architecture in the default fixed point, the
+# ImageNet stem once); `make test-slow` traces the whole matrix.
+REPRESENTATIVES = {("resnet18", "small", config) for config in CONFIGS} | {
+    (name, "small", "fixed, batch fold") for name in list_models()} | {
+    ("resnet18", "imagenet", "fixed, batch fold")}
 CASES = [pytest.param(name, stem, config,
-                      marks=[] if config in ("float", "fixed, batch fold") or
-                      (stem == "small" and name in ("resnet18", "mobilenet_v2"))
-                      else [pytest.mark.slow])
+                      marks=[] if (name, stem, config) in REPRESENTATIVES else [pytest.mark.slow])
          for config in CONFIGS for name in list_models() for stem in ("small", "imagenet")]
 
 

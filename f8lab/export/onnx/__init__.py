@@ -2,6 +2,6 @@
 onnxruntime runner (OnnxModel) and the speed helpers."""
 
 from f8lab.export.onnx.run import OnnxModel
-from f8lab.export.onnx.writer import FORMATS, export_onnx
+from f8lab.export.onnx.writer import FORMATS, WEIGHT_FORMS, export_onnx
 
-__all__ = ["FORMATS", "OnnxModel", "export_onnx"]
+__all__ = ["FORMATS", "WEIGHT_FORMS", "OnnxModel", "export_onnx"]

@@ -124,7 +124,7 @@ def split_taps(matrix: np.ndarray, copies: int) -> np.ndarray:
     return np.stack([quotient + np.sign(remainder) * (j < np.abs(remainder)) for j in range(copies)])
 
 
-def join(conv: IntConv2d, x: Sym, addend: Sym) -> Join | None:
+def join(conv: IntConv2d, x: Sym, addend: Sym, weights: str) -> Join | None:
     """How ``addend`` (an identity shortcut, or a projection convolution not emitted yet)
     joins ``conv``'s int32 accumulator inside its QLinearConv, or None where it cannot or
     would not pay.
@@ -134,8 +134,10 @@ def join(conv: IntConv2d, x: Sym, addend: Sym) -> Join | None:
     FL_acc - FL_projection). It comes in as extra input channels read by centre taps: the
     identity inverted (255 - u, so that taps of -128 serve k = 7), the projection's input
     subsampled by its stride; M is split over copies of those channels so that every tap
-    fits int8, where the copies' channels stay within SHORTCUT_CHANNELS_LIMIT times the
-    convolution's own input channels.
+    fits int8 (with ``weights="portable"``, where the convolution's own weights pass
+    pairs_fit_int16, every tap fits ±64, so that the joined kernel passes it too), where
+    the copies' channels stay within SHORTCUT_CHANNELS_LIMIT times the convolution's own
+    input channels.
     """
     size = conv.weight.shape[-1]
     if conv.groups != 1 or conv.stride != 1 or conv.padding != size // 2:
@@ -145,8 +147,9 @@ def join(conv: IntConv2d, x: Sym, addend: Sym) -> Join | None:
     if np.any(shift < 0):
         return None
     scale = np.exp2(shift).astype(np.int64)
+    small = weights == "portable" and pairs_fit_int16(conv.weight.numpy())
     if addend.form is Form.Q8:
-        matrix, limit = -np.diag(scale), 128
+        matrix, limit = -np.diag(scale), 64 if small else 128
         bias = scale * (255 - zero_point(addend.signed) - zero_point(x.signed))
     else:
         projection = addend.conv
@@ -155,7 +158,7 @@ def join(conv: IntConv2d, x: Sym, addend: Sym) -> Join | None:
                 or kernel.padding != 0 or projection.source.signed != x.signed:
             return None
         matrix = kernel.weight.numpy()[:, :, 0, 0].astype(np.int64) * scale[:, None]
-        bias, limit = kernel.bias.numpy().astype(np.int64) * scale, 127
+        bias, limit = kernel.bias.numpy().astype(np.int64) * scale, 64 if small else 127
     copies = max(1, -(-int(np.abs(matrix).max()) // limit))
     if copies * matrix.shape[1] > SHORTCUT_CHANNELS_LIMIT * conv.weight.shape[1]:
         return None
@@ -251,7 +254,7 @@ def _requantize(self: IntRequantize, graph: Graph, x: Sym, weights: str) -> Sym:
     return _clip_q8(graph, Sym(out, self.fraclen, Form.Q8, self.signed), self.wl, self.cap)
 
 
-def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
+def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym, weights: str) -> Sym:
     """The 8-bit add (residual="int8"): two 8-bit tensors, added by the QLinearAdd that the
     next requantization emits. The exact integer add (residual="int32"): inside the
     branch's QLinearConv where the shortcut (identity or projection) joins it cheaply,
@@ -262,7 +265,7 @@ def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
         return Sym("", fl, Form.ADD8, pending=PendingAdd(a, b))
     b = shortcut_term(self, b)
     if a.form is Form.CONV and a.conv.join is None and b.form in (Form.Q8, Form.CONV):
-        joined = join(a.conv.conv, a.conv.source, b)
+        joined = join(a.conv.conv, a.conv.source, b, weights)
         if joined is not None:
             return dataclasses.replace(a, pending=dataclasses.replace(a.conv, join=joined))
     return _real_sum(graph, _as_real(graph, a), _as_real(graph, b))
@@ -306,6 +309,7 @@ def emitters(weights: str = "portable") -> dict[type, Emitter]:
     if weights not in WEIGHT_FORMS:
         raise ValueError(f"unknown weights {weights!r}; choose one of {', '.join(WEIGHT_FORMS)} "
                          "(portable: exact on every CPU)")
-    return {IntInput: _input, IntConv2d: _conv, IntAdd: _add, IntMaxPool2d: maxpool,
+    return {IntInput: _input, IntConv2d: _conv, IntMaxPool2d: maxpool,
+            IntAdd: functools.partial(_add, weights=weights),
             IntRequantize: functools.partial(_requantize, weights=weights),
             IntLinear: functools.partial(_linear, weights=weights)}

@@ -3,6 +3,7 @@ otherwise pick, onnxruntime's own static quantization of the float export."""
 
 from __future__ import annotations
 
+import platform
 import statistics
 import tempfile
 import time
@@ -23,15 +24,30 @@ class _Images(CalibrationDataReader):
         return next(self.items, None)
 
 
-def ort_static_quantize(float_onnx: str | Path, out: str | Path, images: np.ndarray) -> Path:
+def ort_static_quantize(float_onnx: str | Path, out: str | Path, images: np.ndarray,
+                        reduce_range: bool = False) -> Path:
     """onnxruntime's quantize_static of an onnx-float file: QDQ, uint8 activations, int8
-    weights, per tensor, calibrated on ``images`` (N, C, H, W)."""
+    weights, per tensor, calibrated on ``images`` (N, C, H, W). ``reduce_range``: 7-bit
+    weights, onnxruntime's remedy for the saturation of its uint8 x int8 kernels on x86-64
+    without VNNI."""
     with tempfile.TemporaryDirectory() as folder:
         prepared = Path(folder) / "prepared.onnx"
         quant_pre_process(str(float_onnx), str(prepared))
         quantize_static(str(prepared), str(out), _Images(images), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        reduce_range=reduce_range)
     return Path(out)
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The machine and the CPU flags that pick onnxruntime's 8-bit kernels (avx2,
+    avx512_vnni, avx_vnni; on ARM64, asimddp and i8mm), for benchmark records."""
+    try:
+        words = set(cpuinfo.read_text().split())
+    except OSError:
+        words = set()
+    found = sorted(words & {"avx2", "avx512_vnni", "avx_vnni", "asimddp", "i8mm"})
+    return f"{platform.machine()} ({' '.join(found) or 'none of avx2, avx512_vnni, avx_vnni'})"
 
 
 def time_onnx(files: dict[str, str | Path], x: np.ndarray, repeats: int = 20,
