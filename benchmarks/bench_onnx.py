@@ -121,7 +121,8 @@ def main() -> None:
                 peer = ms["quantize_static"]
                 print(f"{tag} batch {batch} (ms; x = quantize_static's time / this one's):")
                 for label, t in ms.items():
-                    print(f"    {label:46s} {t:8.2f} ms  {peer / t:5.2f}x  (fp32 / this {ms['fp32'] / t:.2f}x)")
+                    print(f"    {label:46s} {t:8.2f} ms  {peer / t:5.2f}x  (fp32 / this "
+                          f"{ms['fp32'] / t:.2f}x)")
 
 
 if __name__ == "__main__":
