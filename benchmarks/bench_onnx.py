@@ -31,6 +31,7 @@ import onnxruntime as ort
 import torch
 
 from f8lab.export import WEIGHT_FORMS, export_onnx
+from f8lab.export.onnx.int8 import kernel_weights
 from f8lab.export.onnx.run import int8_weights_saturate
 from f8lab.export.onnx.speed import cpu_flags, ort_static_quantize, time_onnx
 from f8lab.models import build_model, from_float
@@ -73,12 +74,8 @@ def without_clips(path: Path) -> Path:
 
 def int8_weight_kernels(path: Path) -> str:
     """How many of a file's QLinearConv / MatMulInteger kernels take int8 weights."""
-    graph = onnx.load(path).graph
-    types = {init.name: init.data_type for init in graph.initializer}
-    kernels = [types[node.input[3 if node.op_type == "QLinearConv" else 1]] for node in graph.node
-               if node.op_type in ("QLinearConv", "MatMulInteger")
-               and node.input[3 if node.op_type == "QLinearConv" else 1] in types]
-    return f"{kernels.count(onnx.TensorProto.INT8)} of {len(kernels)}"
+    kinds = [tensor.data_type for _, tensor in kernel_weights(onnx.load(path).graph)]
+    return f"{kinds.count(onnx.TensorProto.INT8)} of {len(kinds)}"
 
 
 def main() -> None:

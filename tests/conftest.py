@@ -1,6 +1,8 @@
 """pytest options: ``--onnxruntime-cpu MODEL`` runs every onnxruntime session of the suite on
 an emulated CPU (see emulated_cpu.py; ``make test-no-vnni`` passes ``Haswell``)."""
 
+import contextlib
+
 import pytest
 
 import emulated_cpu
@@ -13,13 +15,15 @@ def pytest_addoption(parser):
                           "-cpu MODEL), e.g. Haswell: AVX2 without VNNI")
 
 
+@contextlib.contextmanager
 def _emulated(cpu: str):
-    why_not = emulated_cpu.available()
-    if why_not is not None:
-        pytest.skip(why_not)
     restore = emulated_cpu.emulate(cpu)
     int8_weights_saturate.cache_clear()  # the probe measures the emulated CPU
-    return restore
+    try:
+        yield cpu
+    finally:
+        restore()
+        int8_weights_saturate.cache_clear()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,10 +35,8 @@ def onnxruntime_cpu(request):
     why_not = emulated_cpu.available()
     if why_not is not None:
         raise pytest.UsageError(f"--onnxruntime-cpu {cpu}: {why_not}")
-    restore = _emulated(cpu)
-    yield cpu
-    restore()
-    int8_weights_saturate.cache_clear()
+    with _emulated(cpu):
+        yield cpu
 
 
 @pytest.fixture
@@ -43,7 +45,8 @@ def haswell(onnxruntime_cpu):
     if onnxruntime_cpu is not None:
         yield onnxruntime_cpu
         return
-    restore = _emulated("Haswell")
-    yield "Haswell"
-    restore()
-    int8_weights_saturate.cache_clear()
+    why_not = emulated_cpu.available()
+    if why_not is not None:
+        pytest.skip(why_not)
+    with _emulated("Haswell") as cpu:
+        yield cpu

@@ -25,6 +25,7 @@ from typing import BinaryIO
 QEMU = "qemu-x86_64"
 # the CPU features a Haswell has that QEMU's emulator does not: named off to keep it quiet
 UNEMULATED = ",-pcid,-x2apic,-tsc-deadline,-hle,-invpcid,-rtm"
+CARRIED_ENTRIES = ("session.disable_quant_qdq",)  # session config entries the worker repeats
 
 
 def available() -> str | None:
@@ -93,7 +94,7 @@ def emulate(cpu: str) -> Callable[[], None]:
             self._model = model if isinstance(model, bytes) else Path(model).read_bytes()
             self._threads = sess_options.intra_op_num_threads if sess_options is not None else 0
             self._entries = {}
-            for key in ("session.disable_quant_qdq",):
+            for key in CARRIED_ENTRIES:
                 try:
                     self._entries[key] = sess_options.get_session_config_entry(key)
                 except (AttributeError, RuntimeError):

@@ -10,7 +10,7 @@ import torch
 
 from f8lab.export import OnnxModel, export_onnx, integerize
 from f8lab.export.integer_ops import IntAdd, IntConv2d
-from f8lab.export.onnx.int8 import pairs_fit_int16
+from f8lab.export.onnx.int8 import WEIGHT_INPUT, kernel_weights, pairs_fit_int16
 from f8lab.export.onnx.run import int8_weights_saturate
 from f8lab.export.onnx.writer import float_network_of
 from f8lab.models import build_model, from_float
@@ -253,17 +253,6 @@ def test_bad_requests(tmp_path):
         export_onnx(calibrated("resnet18", "small", QuantConfig(bits=12)), tmp_path / "m.onnx")
 
 
-def _kernel_weights(graph: onnx.GraphProto) -> list[tuple[onnx.NodeProto, onnx.TensorProto]]:
-    """Every QLinearConv's and MatMulInteger's constant weight input."""
-    constants = {init.name: init for init in graph.initializer}
-    pairs = []
-    for node in graph.node:
-        position = {"QLinearConv": 3, "MatMulInteger": 1}.get(node.op_type)
-        if position is not None and node.input[position] in constants:
-            pairs.append((node, constants[node.input[position]]))
-    return pairs
-
-
 def test_pairs_fit_int16_at_its_limit():
     """255 * (64 + 64) = 32,640 fits int16; 255 * (64 + 65) = 32,895 does not."""
     import numpy as np
@@ -290,11 +279,11 @@ def test_default_file_gives_no_kernel_int8_weights_a_pair_can_saturate(name, qua
     for weights in ("portable", "u8", "s8"):
         graph = onnx.load(export_onnx(model, tmp_path / f"{weights}.onnx", weights=weights)).graph
         kinds[weights] = []
-        for node, tensor in _kernel_weights(graph):
+        for node, tensor in kernel_weights(graph):
             values = onnx.numpy_helper.to_array(tensor).astype(np.int64)
             if node.op_type == "MatMulInteger":
                 values = values.T  # (C, classes) stored: outputs first
-            zero_name = node.input[5 if node.op_type == "QLinearConv" else 3]
+            zero_name = node.input[WEIGHT_INPUT[node.op_type] + 2]  # the weights' zero point
             zero = onnx.numpy_helper.to_array(next(t for t in graph.initializer if t.name == zero_name))
             if tensor.data_type == onnx.TensorProto.INT8:
                 assert np.all(zero == 0)

@@ -28,7 +28,7 @@ import dataclasses
 import functools
 
 import numpy as np
-from onnx import TensorProto
+from onnx import GraphProto, NodeProto, TensorProto
 
 from f8lab.export.integer_ops import (
     INT32_MAX,
@@ -61,6 +61,15 @@ SHORTCUT_CHANNELS_LIMIT = 4
 
 WEIGHT_FORMS = ("portable", "s8", "u8")
 INT16_MAX = 2**15 - 1
+WEIGHT_INPUT = {"QLinearConv": 3, "MatMulInteger": 1}  # where a kernel reads its weights
+
+
+def kernel_weights(graph: GraphProto) -> list[tuple[NodeProto, TensorProto]]:
+    """Every 8-bit kernel of a file (QLinearConv, MatMulInteger) whose weights are a
+    constant, with that constant."""
+    constants = {tensor.name: tensor for tensor in graph.initializer}
+    return [(node, constants[node.input[WEIGHT_INPUT[node.op_type]]]) for node in graph.node
+            if node.op_type in WEIGHT_INPUT and node.input[WEIGHT_INPUT[node.op_type]] in constants]
 
 
 def pairs_fit_int16(weight: np.ndarray) -> bool:
@@ -147,9 +156,9 @@ def join(conv: IntConv2d, x: Sym, addend: Sym, weights: str) -> Join | None:
     if np.any(shift < 0):
         return None
     scale = np.exp2(shift).astype(np.int64)
-    small = weights == "portable" and pairs_fit_int16(conv.weight.numpy())
+    provable = weights == "portable" and pairs_fit_int16(conv.weight.numpy())
     if addend.form is Form.Q8:
-        matrix, limit = -np.diag(scale), 64 if small else 128
+        matrix, limit = -np.diag(scale), 64 if provable else 128
         bias = scale * (255 - zero_point(addend.signed) - zero_point(x.signed))
     else:
         projection = addend.conv
@@ -158,7 +167,7 @@ def join(conv: IntConv2d, x: Sym, addend: Sym, weights: str) -> Join | None:
                 or kernel.padding != 0 or projection.source.signed != x.signed:
             return None
         matrix = kernel.weight.numpy()[:, :, 0, 0].astype(np.int64) * scale[:, None]
-        bias, limit = kernel.bias.numpy().astype(np.int64) * scale, 64 if small else 127
+        bias, limit = kernel.bias.numpy().astype(np.int64) * scale, 64 if provable else 127
     copies = max(1, -(-int(np.abs(matrix).max()) // limit))
     if copies * matrix.shape[1] > SHORTCUT_CHANNELS_LIMIT * conv.weight.shape[1]:
         return None
