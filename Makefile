@@ -100,7 +100,8 @@ demo: $(INSTALLED) $(DATA)
 	done; echo "demo: executed notebooks, figures and results in $(RESULTS) ($$SECONDS s in all)"; \
 	if [ "$(PROFILE)" = default ]; then \
 		for f in $(README_FIGURES); do cp $(RESULTS)/figures/$$f.png notebooks/figures/; done; \
-		echo "demo: the README's figures in notebooks/figures are this run's"; \
+		$(PY) -m f8lab.analysis.executed $(RESULTS) notebooks/executed; \
+		echo "demo: the README's figures (notebooks/figures) and the executed notebooks and records (notebooks/executed) are this run's"; \
 	fi
 
 lab: $(INSTALLED) $(DATA)

@@ -1,8 +1,20 @@
 """Statistics, error curves, plots and interactive explorers for the F8Net study."""
 
+from f8lab.analysis.arithmetic import (
+                                      IntegerStep,
+                                      affine_counterpart,
+                                      affine_multiplier,
+                                      conv_patch,
+                                      fixed_point_table,
+                                      fold_steps,
+                                      integer_steps,
+                                      operation_counts,
+                                      reader_of,
+)
 from f8lab.analysis.explorers import (
                                       accumulator_bound,
                                       error_curve_figure,
+                                      formats_at_width,
                                       formula_explorer,
                                       fraclen_choice_explorer,
                                       fraclen_choices,
@@ -42,6 +54,15 @@ from f8lab.analysis.study import Study
 from f8lab.analysis.values import ModelTensor, channel_std, model_tensors, value_stats
 
 __all__ = [
+    "IntegerStep",
+    "affine_counterpart",
+    "affine_multiplier",
+    "conv_patch",
+    "fixed_point_table",
+    "fold_steps",
+    "integer_steps",
+    "operation_counts",
+    "reader_of",
     "use_theme",
     "FormatTrace",
     "ModelTensor",
@@ -52,6 +73,7 @@ __all__ = [
     "compare_statistics",
     "derive_coefficients",
     "error_curve_figure",
+    "formats_at_width",
     "fit_coefficient",
     "formula_explorer",
     "fraclen_choice_explorer",

@@ -4,8 +4,8 @@
 the Monte Carlo study of docs/method.md §2 for any word length; ``fraclen_choice_explorer``
 sets the formula's choices (each statistic) against grid search's on any tensor;
 ``run_explorer`` shows any training run's learning curves and formats over epochs;
-``integer_layer_explorer`` shows a convolution's integer weights and how large its
-accumulator can grow at any word length.
+``integer_layer_explorer`` shows a convolution's formats, integer weights and how large its
+accumulator can grow at any word length (``formats_at_width``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from IPython.display import display
 from matplotlib.ticker import MaxNLocator
+from torch import nn
 
 from f8lab.analysis.fraclen_study import (
     fit_coefficient,
@@ -32,7 +33,9 @@ from f8lab.analysis.plots import (
     plot_learning_curves,
     plot_quantization,
 )
-from f8lab.analysis.values import ModelTensor
+from f8lab.analysis.values import ModelTensor, model_tensors
+from f8lab.models.describe import quantized_layers
+from f8lab.nn import FixLinear
 from f8lab.quant import fix_quant, fraclen_grid_search
 from f8lab.quant.choose import choose_fraclen
 from f8lab.quant.formats import fraclen_range, int_range
@@ -271,37 +274,64 @@ def integer_layer_figure(q: torch.Tensor, wl: int, bound: float, title: str = ""
     return fig
 
 
-def integer_layer_explorer(tensors: list[ModelTensor], table: pd.DataFrame) -> widgets.VBox:
-    """A layer picker and a bit-width slider over a fixed-point model's convolutions (the
-    folded weights of ``model_tensors``, the formats of ``layer_table``): the integer
-    weights at that word length (FL by the formula), the model's own requantization shift,
-    and the accumulator's worst case against 2^24 and 2^31."""
-    convs = [t for t in tensors if t.kind == "folded weight"]
-    if not convs:
-        raise ValueError("integer_layer_explorer needs the folded weights of a fixed-point "
-                         "model (model_tensors(model, images))")
+def formats_at_width(model: nn.Module, tensors: list[ModelTensor], wl: int) -> pd.DataFrame:
+    """A fixed-point model's convolutions as they would be at word length ``wl``: on its
+    tensors (``model_tensors(model, images)``) the formula picks each layer's input FL and
+    weight FL and the FL of the tensor it writes, at that width (the image keeps its fixed
+    format where the width allows it); then the accumulator's FL,
+    the requantization shift and the worst-case accumulator (``accumulator_bound``). At 8
+    bits these are (up to the EMA's smoothing of input FLs) the model's own formats."""
+    by_name = {(t.name, t.kind): t for t in tensors}
+    reader = {id(quant): name for name, _, quant in quantized_layers(model)}
+    rows = []
+    for name, module, quant in quantized_layers(model):
+        if isinstance(module, FixLinear) or (name, "folded weight") not in by_name:
+            continue
+        weight, inputs = by_name[name, "folded weight"], by_name[name, "activation"]
+        fl_in = (int(choose_fraclen(inputs.values, wl, quant.signed)) if quant.tracked
+                 else min(quant.ema.rounded(), fraclen_range(wl, quant.signed)[1]))  # the image's
+        fl_w = int(choose_fraclen(weight.values, wl, True))
+        out_quant = module.output_quant
+        written = by_name.get((reader.get(id(out_quant), ""), "activation"))
+        fl_out = (int(choose_fraclen(written.values, wl, out_quant.signed))
+                  if written is not None and out_quant is not None else None)
+        _, bound = accumulator_bound(weight.values, fl_w, wl, quant.signed)
+        rows.append(dict(layer=name, fl_in=fl_in, fl_w=fl_w, fl_acc=fl_in + fl_w, fl_out=fl_out,
+                         shift=None if fl_out is None else fl_in + fl_w - fl_out,
+                         accumulator_bits=float(np.log2(max(bound, 1.0)))))
+    if not rows:
+        raise ValueError("formats_at_width needs a fixed-point model and its tensors "
+                         "(model_tensors(model, images))")
+    return pd.DataFrame(rows)
+
+
+def integer_layer_explorer(model: nn.Module, images: torch.Tensor) -> widgets.VBox:
+    """A layer picker and a bit-width slider (2 to 16) over a fixed-point model's
+    convolutions: the formats at that width (``formats_at_width``: input, weight,
+    accumulator, the tensor written, the requantization shift), the integer weights, and
+    the accumulator's worst case against 2^24 and 2^31."""
+    tensors = model_tensors(model, images)
+    layers = formats_at_width(model, tensors, 8).layer.tolist()
+    weights = {t.name: t.values for t in tensors if t.kind == "folded weight"}
     signed_input = {t.name: t.signed for t in tensors if t.kind == "activation"}
-    shifts = dict(zip(table.layer, table["shift"]))
-    picker = widgets.Dropdown(options=[t.name for t in convs], description="layer",
-                              layout=widgets.Layout(width="420px"))
-    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=8, description="bit width")
+    picker = widgets.Dropdown(options=layers, description="layer", layout=widgets.Layout(width="420px"))
+    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=MAX_BITS, description="bit width")
     summary = widgets.HTML()
     figure = widgets.Output()
 
     def redraw(*_) -> None:
-        tensor = next(t for t in convs if t.name == picker.value)
-        signed = signed_input.get(tensor.name, False)
-        fl = int(choose_fraclen(tensor.values, bits.value, True))
-        q, bound = accumulator_bound(tensor.values, fl, bits.value, signed)
-        shift = shifts.get(tensor.name, "?")
+        row = formats_at_width(model, tensors, bits.value).set_index("layer").loc[picker.value]
+        q, bound = accumulator_bound(weights[picker.value], int(row.fl_w), bits.value,
+                                     signed_input[picker.value])
+        shift = "?" if pd.isna(row["shift"]) else int(row["shift"])
         summary.value = (
-            f"<b>{tensor.name}</b>: {bits.value}-bit weights at FL {fl}, integers "
-            f"{int(q.min())}..{int(q.max())}, {'signed' if signed else 'unsigned'} inputs; "
-            f"worst-case accumulator 2^{np.log2(max(bound, 1.0)):.1f} "
+            f"<b>{picker.value}</b> at {bits.value} bits: input FL {int(row.fl_in)} "
+            f"({'signed' if signed_input[picker.value] else 'unsigned'}), weights at FL {int(row.fl_w)} "
+            f"(integers {int(q.min())}..{int(q.max())}), accumulator FL {int(row.fl_acc)}, "
+            f"requantization shift {shift}; worst-case accumulator 2^{row.accumulator_bits:.1f} "
             f"({'fits' if bound < 2**31 else 'overflows'} int32, "
-            f"{'exact' if bound <= 2**24 else 'not exact'} in float32); "
-            f"the model's own requantization shift: {shift}")
-        _show(figure, integer_layer_figure(q, bits.value, bound, tensor.name))
+            f"{'exact' if bound <= 2**24 else 'not exact'} in float32)")
+        _show(figure, integer_layer_figure(q, bits.value, bound, picker.value))
 
     picker.observe(redraw, names="value")
     bits.observe(redraw, names="value")

@@ -5,6 +5,11 @@ checked, the results and figures folders exist, the figures take the study's the
 float ResNet-18 and the conventional 8-bit run started from it are the same runs in every
 notebook (``float_run``, ``fixed_point_run``): the first notebook that needs one trains
 it, the others reload it.
+
+The default profile is the study; the quick profile is sized for CI, and its numbers are
+not findings. ``Study.finding`` sets a quick run's figure beside the default run's, as
+recorded in ``notebooks/executed/<notebook>.json`` (``make demo`` refreshes those records
+and the executed notebooks beside them).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from f8lab.train import RunConfig, TrainResult, load_config, train_once
 
 STUDY_PROFILES = ("quick", "default")
 FLOAT_RUN, FIXED_POINT_RUN = "resnet18_fp", "resnet18_f8"
+DEFAULT_RECORDS = "executed"  # beside the notebooks: the default run's records
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class Study:
     profile: str
     results: Path
     configs: Path
+    default_records: Path = Path(DEFAULT_RECORDS)
     _runs: dict[str, TrainResult] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -39,6 +46,9 @@ class Study:
         study = cls(profile, Path(results_dir or f"../results/{profile}"), Path(configs))
         study.figures.mkdir(parents=True, exist_ok=True)
         use_theme()
+        if profile == "quick":
+            print("quick profile: sized for CI, its numbers are not findings; each figure below "
+                  "is followed by the default run's")
         return study
 
     @property
@@ -76,3 +86,22 @@ class Study:
         """Write a notebook's key figures to ``<results>/<name>.json``; returns them."""
         (self.results / f"{name}.json").write_text(json.dumps(record, indent=2))
         return record
+
+    def default_record(self, name: str) -> dict | None:
+        """The record that notebook ``name`` wrote in the default run, as committed beside
+        the notebooks; None where there is none."""
+        path = self.default_records / f"{name}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def finding(self, value: float, name: str, *key: str, fmt: str = "{:.2f}") -> str:
+        """``value`` as this run measured it; in the quick profile, followed by the default
+        run's figure, ``record[key[0]][key[1]]...`` of notebook ``name``'s default record."""
+        shown = fmt.format(value)
+        if self.profile == "default":
+            return shown
+        found: object = self.default_record(name)
+        for part in key:
+            found = found.get(part) if isinstance(found, dict) else None
+        if not isinstance(found, (int, float)):
+            return f"{shown} (quick run; no default-run figure recorded)"
+        return f"{shown} (quick run; the default run: {fmt.format(found)})"

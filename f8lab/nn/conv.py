@@ -123,6 +123,11 @@ class FixConv2d(nn.Conv2d):
         return self._wiring()[1]
 
     @property
+    def batch_norm(self) -> nn.BatchNorm2d:
+        """The BatchNorm folded into this conv (an error until wired)."""
+        return self._wiring()[0]
+
+    @property
     def output_quant(self) -> ActQuant | None:
         """The quantizer whose scale this conv's output is folded to (None until wired)."""
         return self._output_quant
@@ -133,14 +138,14 @@ class FixConv2d(nn.Conv2d):
             raise RuntimeError("FixConv2d is not wired: call attach(bn, input_quant, output_quant)")
         return self._bn, self._input_quant
 
-    def _scales(self) -> tuple[torch.Tensor, torch.Tensor | float]:
+    def scales(self) -> tuple[torch.Tensor, torch.Tensor | float]:
         """``(s_in, s_out)``: the input's scale in this pass and the output's (1: logits)."""
         s_out = self._output_quant.scale() if self._output_quant is not None else 1.0
         return self._wiring()[1].pass_scale(), s_out
 
     def folded(self, x_q: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The effective weight and bias ``(W~, b~)``; in training, from ``x_q``'s batch statistics."""
-        s_in, s_out = self._scales()
+        s_in, s_out = self.scales()
         bn = self._wiring()[0]
         if self.training:
             if x_q is None:
@@ -158,7 +163,7 @@ class FixConv2d(nn.Conv2d):
 
     def _forward_running_fold(self, x_q: torch.Tensor) -> torch.Tensor:
         """Training with one convolution: fold the running statistics, correct to the batch's."""
-        s_in, s_out = self._scales()
+        s_in, s_out = self.scales()
         bn, quant = self._wiring()
         sigma_running = torch.sqrt(running_statistics(bn)[1] + bn.eps)
         gain = bn.weight / sigma_running  # c = γ / σ_run

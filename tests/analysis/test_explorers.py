@@ -13,16 +13,21 @@ import torch  # noqa: E402
 from f8lab.analysis import (  # noqa: E402
     ModelTensor,
     accumulator_bound,
+    formats_at_width,
     formula_explorer,
     fraclen_choice_explorer,
     fraclen_choices,
     integer_layer_explorer,
+    model_tensors,
     quant_explorer,
     quantization_summary,
     run_explorer,
     training_runs,
 )
+from f8lab.export import layer_table  # noqa: E402
+from f8lab.quant import QuantConfig  # noqa: E402
 from f8lab.quant.choose import choose_fraclen  # noqa: E402
+from helpers import pixels, trained_like  # noqa: E402
 
 
 def test_quantization_summary():
@@ -114,23 +119,43 @@ def test_accumulator_bound_is_the_worst_case_of_the_integer_weights():
     assert accumulator_bound(weight, 3, 8, input_signed=True)[1] == 6 * 127
 
 
-def test_integer_layer_explorer_follows_its_controls():
-    generator = torch.Generator().manual_seed(0)
-    def values(*shape):
-        return torch.randn(*shape, generator=generator)
+@pytest.fixture(scope="module")
+def trained_model():
+    model = trained_like("resnet18", QuantConfig())
+    torch.manual_seed(0)
+    return model, pixels((4, 1, 28, 28))
 
-    tensors = [ModelTensor("conv1", "folded weight", True, values(8, 1, 3, 3)),
-               ModelTensor("layer1.conv", "activation", False, values(2, 8, 4, 4).abs()),
-               ModelTensor("layer1.conv", "folded weight", True, values(8, 8, 3, 3) * 0.1)]
-    table = pd.DataFrame(dict(layer=["conv1", "layer1.conv"], shift=[9, 7]))
-    box = integer_layer_explorer(tensors, table)
+
+def test_formats_at_width_are_the_models_own_at_8_bits(trained_model):
+    model, images = trained_model
+    tensors = model_tensors(model, images)  # an evaluation pass: the weight FLs of these weights
+    own = layer_table(model).set_index("layer")
+    at8 = formats_at_width(model, tensors, 8).set_index("layer")
+    assert len(at8) == len(own) - 1  # every convolution; the classifier is not one
+    # the formula's choice on the folded weights, as the model's own weight quantizers make
+    # it (in float32, where a statistic at a step's threshold can round to either side)
+    for t in tensors:
+        if t.kind == "folded weight":
+            assert at8.fl_w[t.name] == int(choose_fraclen(t.values, 8, True))
+    gap = (at8.fl_w - own.fl_w.loc[at8.index]).abs()
+    assert gap.max() <= 1 and (gap == 0).mean() >= 0.9
+    assert (at8["shift"] == at8.fl_in + at8.fl_w - at8.fl_out).all()
+    # one more bit: the formula's FLs move up by about one, the accumulator grows
+    at16 = formats_at_width(model, tensors, 16).set_index("layer")
+    assert ((at16.fl_w - at8.fl_w) >= 6).all() and (at16.accumulator_bits > at8.accumulator_bits + 14).all()
+    with pytest.raises(ValueError, match="fixed-point model"):
+        formats_at_width(model, [], 8)
+
+
+def test_integer_layer_explorer_follows_its_controls(trained_model):
+    model, images = trained_model
+    box = integer_layer_explorer(model, images)
     (picker, bits), summary = box.children[0].children, box.children[1]
-    assert "<b>conv1</b>: 8-bit weights" in summary.value and "shift: 9" in summary.value
-    picker.value = "layer1.conv"
-    assert "unsigned inputs" in summary.value and "shift: 7" in summary.value
-    bits.value = 4
-    fl = int(choose_fraclen(tensors[2].values, 4, True))
-    _, bound = accumulator_bound(tensors[2].values, fl, 4, False)
-    assert f"4-bit weights at FL {fl}" in summary.value and f"2^{np.log2(bound):.1f}" in summary.value
-    with pytest.raises(ValueError, match="folded weights"):
-        integer_layer_explorer(tensors[1:2], table)
+    assert bits.max == 16 and picker.options[0] == "conv1"
+    assert "<b>conv1</b> at 8 bits" in summary.value and "input FL 8 (unsigned)" in summary.value
+    picker.value = "layer2.0.conv1"
+    bits.value = 12
+    row = formats_at_width(model, model_tensors(model, images), 12).set_index("layer").loc["layer2.0.conv1"]
+    assert f"weights at FL {int(row.fl_w)}" in summary.value
+    assert f"requantization shift {int(row['shift'])}" in summary.value
+    assert f"2^{row.accumulator_bits:.1f}" in summary.value

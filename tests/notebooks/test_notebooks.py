@@ -21,8 +21,8 @@ CELL_TIMEOUT_S = 300  # a quick-profile cell takes under a minute
 # an explorer draws in seconds, but a widget cell's reply sometimes never reaches the client
 # (jupyter/nbclient#312; seen here on notebook 02's explorer): give it less time to retry
 WIDGET_CELL_TIMEOUT_S = 60
-NAMES = ["01_value_distributions", "02_fraclen_formula", "03_grid_search", "04_training",
-         "05_integer_export"]
+NAMES = ["00_fixed_point_primer", "01_value_distributions", "02_fraclen_formula", "03_grid_search",
+         "04_training", "05_integer_export"]
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +46,13 @@ def run_notebook(tmp_path_factory):
                 warnings.warn(f"{name}: {str(error).splitlines()[0]}; running it again", stacklevel=1)
                 execute(name)
             done[name] = json.loads((results / f"{name}.json").read_text())
+            done[name]["printed"] = _printed(results / f"{name}.ipynb")
         return done[name]
 
     return run
 
 
-def test_the_five_notebooks_are_there_in_order():
+def test_the_six_notebooks_are_there_in_order():
     assert [path.stem for path in NOTEBOOKS] == NAMES
 
 
@@ -64,6 +65,47 @@ def test_notebook_has_one_parameters_cell_and_defines_nothing(path):
     assert any("from f8lab" in cell.source for cell in code)
     assert not [cell.source for cell in code if "def " in cell.source or "class " in cell.source]
     assert all(not cell.get("outputs") for cell in code), "notebooks are committed without outputs"
+
+
+def _printed(path: Path) -> str:
+    """Everything an executed notebook printed."""
+    notebook = nbformat.read(path, as_version=4)
+    return "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                   for output in cell.outputs)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_a_lesson_with_its_neighbours_linked(path):
+    notebook = nbformat.read(path, as_version=4)
+    markdown = [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
+    assert "**What you will learn" in markdown[0]
+    index = NAMES.index(path.stem)
+    for neighbour in NAMES[max(index - 1, 0):index] + NAMES[index + 1:index + 2]:
+        assert f"({neighbour}.ipynb)" in markdown[0], f"{path.stem} does not link to {neighbour}"
+    assert sum("**What you should see" in text for text in markdown) >= 3
+    # every explorer comes with a question before it and the answer after it
+    cells = notebook.cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and "_explorer(" in cell.source:
+            assert "**Question.**" in cells[i - 1].source, f"{path.stem}: an explorer without a question"
+            assert "Answer" in cells[i + 1].source, f"{path.stem}: an explorer without an answer"
+
+
+def test_00_fixed_point_primer(run_notebook):
+    record = run_notebook("00_fixed_point_primer")
+    assert record["grid_fl_sigma_1"] == record["formula_fl_sigma_1"] == 5
+    assert record["requantized"] == -14  # round_half_even(-920 / 2**6)
+    m0, shift = record["affine_multiplier"]
+    assert 2**30 <= m0 < 2**31 and abs(m0 * 2.0**-shift - 0.0123) < 1e-11
+    low, high = record["clip_points_in_sigma"]["signed"]
+    assert low == pytest.approx(127 / 40) and high == pytest.approx(254 / 40)
+
+
+def test_quick_runs_set_the_default_runs_figures_beside_theirs(run_notebook):
+    for name in NAMES:
+        printed = run_notebook(name)["printed"]
+        assert "no default-run figure recorded" not in printed, name
+    assert "(quick run; the default run: " in run_notebook("04_training")["printed"]
 
 
 def test_01_value_distributions(run_notebook):
@@ -93,6 +135,7 @@ def test_03_formula_agrees_with_grid_search_on_most_tensors(run_notebook):
     overall = [row for row in summary if row["tensors"] == "all" and row["formats"] == "per layer"]
     assert len(overall) == 2 and all(row["agree"] > 0.5 for row in overall)
     # eight statistic variants ranked on the activations, best first
+    assert record["agreement"]["8-bit, per layer, folded weight"] >= 0.9
     variants = record["statistics"]
     assert len(variants) == 8 and all(row["mean_ratio"] >= 1.0 - 1e-9 for row in variants)
     assert [row["agree"] for row in variants] == sorted((row["agree"] for row in variants), reverse=True)
@@ -124,3 +167,24 @@ def test_05_integer_model_equals_fake_quant(run_notebook):
     fake = accuracy["fake-quant (PyTorch, float64)"]
     assert accuracy["integer-only (PyTorch, float64 carrier)"] == fake
     assert accuracy["onnx-int8"] == fake and accuracy["onnx-integer-float"] == fake
+    # one layer by hand equals the integer model; the operations add up
+    assert record["worked_example_equal"]
+    total = record["operations"]["total"]
+    assert total["8-bit multiplies"] > total["affine: 32-bit multiplies"] > 0
+    m0, shift = record["affine_multiplier"]
+    assert 2**30 <= m0 < 2**31 and shift > 0
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_executed_default_run_is_this_notebooks(path):
+    """notebooks/executed holds each notebook run in the default profile (``make demo``
+    refreshes it), cell for cell the notebook as it is, with its record beside it."""
+    executed = REPO / "notebooks" / "executed" / path.name
+    assert executed.is_file() and executed.with_suffix(".json").is_file(), "run make demo"
+    ran = nbformat.read(executed, as_version=4)
+    sources = [cell.source for cell in ran.cells
+               if "injected-parameters" not in cell.metadata.get("tags", [])]
+    assert sources == [cell.source for cell in nbformat.read(path, as_version=4).cells], (
+        f"notebooks/executed/{path.name} is not this notebook's run: run make demo")
+    assert json.loads(executed.with_suffix(".json").read_text())["profile"] == "default"
+    assert executed.stat().st_size < 1_500_000
