@@ -311,7 +311,8 @@ def integer_layer_explorer(model: nn.Module, images: torch.Tensor) -> widgets.VB
     accumulator, the tensor written, the requantization shift), the integer weights, and
     the accumulator's worst case against 2^24 and 2^31."""
     tensors = model_tensors(model, images)
-    layers = formats_at_width(model, tensors, 8).layer.tolist()
+    by_width = {8: formats_at_width(model, tensors, 8).set_index("layer")}  # computed once per width
+    layers = by_width[8].index.tolist()
     weights = {t.name: t.values for t in tensors if t.kind == "folded weight"}
     signed_input = {t.name: t.signed for t in tensors if t.kind == "activation"}
     picker = widgets.Dropdown(options=layers, description="layer", layout=widgets.Layout(width="420px"))
@@ -320,7 +321,9 @@ def integer_layer_explorer(model: nn.Module, images: torch.Tensor) -> widgets.VB
     figure = widgets.Output()
 
     def redraw(*_) -> None:
-        row = formats_at_width(model, tensors, bits.value).set_index("layer").loc[picker.value]
+        if bits.value not in by_width:
+            by_width[bits.value] = formats_at_width(model, tensors, bits.value).set_index("layer")
+        row = by_width[bits.value].loc[picker.value]
         q, bound = accumulator_bound(weights[picker.value], int(row.fl_w), bits.value,
                                      signed_input[picker.value])
         shift = "?" if pd.isna(row["shift"]) else int(row["shift"])
