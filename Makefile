@@ -14,7 +14,7 @@ EMULATOR := /usr/bin/qemu-x86_64
 PROFILE ?= default
 RESULTS ?= results/$(PROFILE)
 # the README's figures: the default study's, refreshed by `make demo`
-README_FIGURES := 01_activations 02_error_curves_signed 03_formula_vs_grid 04_results 04_format_trace 05_fraclens
+README_FIGURES := 01_activations 02_error_curves_signed 03_formula_vs_grid 04_results 04_format_trace 05_schemes 06_fraclens
 
 .PHONY: help install data browser emulator lint test test-slow test-no-vnni test-latest lock demo lab bench clean
 

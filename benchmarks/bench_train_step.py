@@ -6,8 +6,8 @@
 
 Small stem, Fashion-MNIST shape (1x28x28), SGD with Nesterov momentum. Rows: float, f8lab
 with the two BN folds (``batch``: F8Net's two convolutions; ``running``: one convolution),
-each eager and through torch.compile, and torch.ao QAT (conv-BN(-ReLU) fused with
-fuse_modules_qat, the default x86 QAT qconfig, prepare_qat). Compiled models are compiled
+each eager and through torch.compile, and torch.ao QAT (``f8lab.baselines``: conv-BN(-ReLU)
+fused, 8-bit moving-average min/max fake quantizers, notebook 05's baseline). Compiled models are compiled
 and warmed up first; then every model takes one step in turn, ``--repeats`` times, and the
 medians are compared. ``--channels-last`` puts every model and the images in that layout
 (what the trainer does on the CPU by default). Targets: f8lab ``batch`` <= 2.0x float,
@@ -21,10 +21,9 @@ import time
 
 import torch
 from torch import nn
-from torch.ao import quantization as ao
 
+from f8lab.baselines import AffineConfig, prepare_affine_qat
 from f8lab.models import build_model, from_float
-from f8lab.models.resnet import ResNet
 from f8lab.quant import QuantConfig
 
 
@@ -48,28 +47,12 @@ def make_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, comp
     return step
 
 
-def torch_ao_qat(float_model: ResNet) -> nn.Module:
-    """torch.ao's QAT of an f8lab float ResNet: fused conv-BN(-ReLU), fake quantization."""
-    model = copy.deepcopy(float_model).train()
-    groups = [["conv1", "bn1", "act1"]]
-    for stage in ("layer1", "layer2", "layer3", "layer4"):
-        for i, block in enumerate(getattr(model, stage)):
-            prefix = f"{stage}.{i}"
-            groups += [[f"{prefix}.conv1", f"{prefix}.bn1", f"{prefix}.act1"],
-                       [f"{prefix}.conv2", f"{prefix}.bn2"]]
-            if block.downsample is not None:
-                groups.append([f"{prefix}.downsample.0", f"{prefix}.downsample.1"])
-    model = ao.fuse_modules_qat(model, groups)
-    model.qconfig = ao.get_default_qat_qconfig("x86")
-    return ao.prepare_qat(model)
-
-
 def contenders(float_model: nn.Module, compile_models: bool) -> dict[str, tuple[nn.Module, bool]]:
     """Name -> (model, compiled?) for every row of the comparison."""
     rows = {"float": (float_model, False)}
     for fold in ("batch", "running"):
         rows[f"f8lab {fold} fold"] = (from_float(float_model, QuantConfig(bn_fold=fold)), False)
-    rows["torch.ao QAT"] = (torch_ao_qat(float_model), False)
+    rows["torch.ao QAT"] = (prepare_affine_qat(float_model, AffineConfig()), False)
     if compile_models:
         rows["float, compiled"] = (copy.deepcopy(float_model), True)
         for fold in ("batch", "running"):

@@ -3,6 +3,7 @@
     f8lab train CONFIG [--profile quick|default|imagenet] [--set key=value ...] [--out DIR]
                        [--init CHECKPOINT] [--resume | --overwrite]
     f8lab eval CHECKPOINT|FILE.onnx [--mode float|fake|integer|onnx] [--profile ... --config ...]
+               (a torch.ao affine checkpoint: --mode fake, or integer for its int8 model)
     f8lab export CHECKPOINT --format onnx-int8|onnx-integer-float|onnx-float --out FILE
                  [--weights portable|s8|u8]
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from f8lab.baselines import AffineQAT, convert_to_int8
 from f8lab.data import DataError
 from f8lab.export import FORMATS, WEIGHT_FORMS, OnnxModel, export_onnx, integerize
 from f8lab.train import ConfigError, evaluate, load_config, read_checkpoint, train
@@ -50,6 +52,13 @@ def _eval_config(args: argparse.Namespace, saved: dict):
     return load_config(args.config, args.profile)
 
 
+def _refuse_affine(state: dict, what: str) -> None:
+    if state.get("affine") is not None:
+        raise ValueError(f"this is a torch.ao affine QAT checkpoint; {what} covers f8lab's "
+                         "float and fixed-point models: evaluate it with --mode fake or "
+                         "--mode integer (torch.ao's int8 model)")
+
+
 def _eval_onnx(args: argparse.Namespace) -> dict:
     if args.checkpoint.suffix == ".onnx":
         model = OnnxModel(args.checkpoint)
@@ -59,6 +68,7 @@ def _eval_onnx(args: argparse.Namespace) -> dict:
         config = _eval_config(args, json.loads(model.metadata["config"]))
         return evaluate(model, make_batches(config, False))
     state = read_checkpoint(args.checkpoint)
+    _refuse_affine(state, "the ONNX export")
     fmt = "onnx-int8" if state["quant"] is not None else "onnx-float"
     with tempfile.TemporaryDirectory() as folder:
         path = export_onnx(model_from_state(state), Path(folder) / "model.onnx", fmt)
@@ -71,15 +81,18 @@ def _eval(args: argparse.Namespace) -> None:
         print(json.dumps({"mode": "onnx", "checkpoint": str(args.checkpoint), **metrics}))
         return
     state = read_checkpoint(args.checkpoint)
-    fixed = state["quant"] is not None
+    fixed = state["quant"] is not None or state.get("affine") is not None
     mode = args.mode or ("fake" if fixed else "float")
     if (mode != "float") != fixed:
-        kind = "fixed-point" if fixed else "float"
+        kind = ("torch.ao affine" if state.get("affine") is not None else "fixed-point") \
+            if fixed else "float"
         raise ValueError(f"{args.checkpoint} is a {kind} checkpoint; --mode {mode} "
                          f"needs a {'float' if fixed else 'fixed-point'} one")
     config = _eval_config(args, state["config"])
     model = model_from_state(state)
-    if mode == "integer":  # the integer-only network (integers carried in float64)
+    if mode == "integer" and isinstance(model, AffineQAT):  # torch.ao's int8 model
+        model = convert_to_int8(model)
+    elif mode == "integer":  # the integer-only network (integers carried in float64)
         model = integerize(model.double(), carrier=torch.float64)
     metrics = evaluate(model, make_batches(config, False))
     print(json.dumps({"mode": mode, "checkpoint": str(args.checkpoint), **metrics}))
@@ -90,6 +103,7 @@ def _export(args: argparse.Namespace) -> None:
         raise ValueError(f"--out {args.out} is a folder; name the file to write, e.g. "
                          f"{args.out / 'model.onnx'}")
     state = read_checkpoint(args.checkpoint)
+    _refuse_affine(state, "`f8lab export`")
     path = export_onnx(model_from_state(state), args.out, args.format,
                        metadata={"config": json.dumps(state["config"])}, weights=args.weights)
     weights = {"weights": args.weights} if args.format == "onnx-int8" else {}

@@ -38,11 +38,17 @@ def trained_like(name: str, quant: QuantConfig, steps: int = 20) -> nn.Module:
     """A calibrated model after a few SGD steps on a learnable task: clipping levels,
     formats and statistics move as in training, so that activations saturate at their
     format's limit (a fresh model's rarely do)."""
-    model = calibrated(name, "small", quant).train()
+    return learn_a_task(calibrated(name, "small", quant), steps)
+
+
+def learn_a_task(model: nn.Module, steps: int, shape=SHAPES["small"]) -> nn.Module:
+    """``model`` after ``steps`` SGD steps on a learnable task (the class is a function of
+    the image's mean), in eval mode."""
+    model.train()
     generator = torch.Generator().manual_seed(1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for _ in range(steps):
-        x = torch.randint(0, 256, SHAPES["small"], generator=generator).float() / 256
+        x = torch.randint(0, 256, shape, generator=generator).float() / 256
         y = (x.mean((1, 2, 3)) * 40).long() % 10
         loss = nn.functional.cross_entropy(model(x), y)
         optimizer.zero_grad()

@@ -11,6 +11,7 @@ from f8lab.analysis.arithmetic import (
                                       operation_counts,
                                       reader_of,
 )
+from f8lab.analysis.comparison import integer_model_bytes, weight_zero_shares
 from f8lab.analysis.explorers import (
                                       accumulator_bound,
                                       error_curve_figure,
@@ -48,6 +49,7 @@ from f8lab.analysis.plots import (
                                       plot_learning_curves,
                                       plot_quantization,
                                       plot_results,
+                                      plot_schemes,
                                       use_theme,
 )
 from f8lab.analysis.study import Study
@@ -79,6 +81,7 @@ __all__ = [
     "fraclen_choice_explorer",
     "fraclen_choices",
     "integer_layer_explorer",
+    "integer_model_bytes",
     "model_tensors",
     "optimal_fraclen_curve",
     "plot_boxes",
@@ -95,6 +98,7 @@ __all__ = [
     "plot_learning_curves",
     "plot_quantization",
     "plot_results",
+    "plot_schemes",
     "quant_explorer",
     "quantization_summary",
     "run_explorer",
@@ -103,4 +107,5 @@ __all__ = [
     "training_runs",
     "trace_training",
     "value_stats",
+    "weight_zero_shares",
 ]

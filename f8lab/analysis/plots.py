@@ -328,3 +328,25 @@ def plot_coefficients_by_width(by_width: pd.DataFrame):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_schemes(runs: pd.DataFrame, float_top1: float):
+    """Test top-1 against word length, one line per scheme (``scheme, bits, top1``: a row
+    per seed; mean ± one standard deviation over the seeds), with the float model as the
+    line to reach: the whole range on the left, the top five points on the right."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    stats = runs.groupby(["scheme", "bits"], sort=False).top1.agg(["mean", "std"]).reset_index()
+    for ax, low in zip(axes, (0.0, float_top1 - 5)):
+        for i, (scheme, group) in enumerate(stats.groupby("scheme", sort=False)):
+            ax.errorbar(group.bits + (i - 1) * 0.08, group["mean"], yerr=group["std"].fillna(0),
+                        marker="o", ms=4, capsize=3, label=scheme)
+        ax.axhline(float_top1, color="0.3", ls="--", lw=1, label=f"float ({float_top1:.2f})")
+        ax.set(xlabel="word length (bits)", ylabel="test top-1 (%)", ylim=(low, float_top1 + 1),
+               xticks=sorted(runs.bits.unique()))
+        ax.invert_xaxis()
+    axes[0].set_title("the whole range", fontsize=9)
+    axes[1].set_title("the top five points", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncols=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.45 / fig.get_figheight(), 1, 1))
+    return fig

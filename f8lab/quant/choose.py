@@ -1,4 +1,5 @@
-"""Choosing a tensor's fractional length by the formula (any metric) or by grid search.
+"""Choosing a tensor's fractional length: the formula (any metric), grid search, or the
+largest value (classic dynamic fixed point).
 
 ``select_fraclen`` is the training path: everything stays a tensor on the tensor's device,
 so a training step never waits on the host. ``choose_fraclen`` is the path for people:
@@ -21,8 +22,9 @@ from f8lab.quant.formula import (
     tensor_stat,
 )
 from f8lab.quant.grid_search import fraclen_grid_search, grid_errors
+from f8lab.quant.max_fit import max_fit_fraclen, tensor_peak
 
-FRACLEN_METHODS = METRICS + ("grid",)
+FRACLEN_METHODS = METRICS + ("grid", "max")
 
 
 class FraclenChoice(NamedTuple):
@@ -47,6 +49,10 @@ def select_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: st
     if method == "grid":
         best = grid_errors(x, wl, signed, dim).min(dim=0)  # the first (finest) of equal errors
         return FraclenChoice((hi - best.indices).to(x.dtype), torch.isfinite(best.values).all())
+    if method == "max":
+        peak = tensor_peak(x, signed, dim)
+        return FraclenChoice(max_fit_fraclen(peak, wl, signed).to(x.dtype),
+                             torch.isfinite(peak).all())
     check_choice(method, FRACLEN_METHODS, "fractional-length method")
     stat = tensor_stat(x, method, signed, dim)
     fraclen = formula_fraclen(stat, coefficient(wl, signed, method, source), lo, hi)
@@ -62,7 +68,7 @@ def choose_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: st
         wl: word length, 2..16.
         signed: signed or unsigned quantizer.
         method: "std", "mean" or "rms" for the formula on that statistic, "grid" for
-            grid search.
+            grid search, "max" for the finest FL at which the largest value fits.
         dim: one FL per slice along ``dim``; None for one FL for the tensor.
         source: coefficients of the formula, "published" or "derived".
 
@@ -72,6 +78,10 @@ def choose_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: st
     """
     if method == "grid":
         fl = fraclen_grid_search(x, wl, signed, dim)
+        return int(fl) if dim is None else fl
+    if method == "max":
+        check_finite(x, "the tensor whose format is being chosen")
+        fl = max_fit_fraclen(tensor_peak(x, signed, dim), wl, signed).long()
         return int(fl) if dim is None else fl
     check_choice(method, FRACLEN_METHODS, "fractional-length method")
     stat = tensor_stat(x, method, signed, dim)

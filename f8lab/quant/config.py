@@ -22,7 +22,8 @@ class QuantConfig:
     bits: int = 8                    # word length of weights and layer inputs, 2..16
     weight_fraclen: int | None = None  # weight FL when fraclen="fixed"; None: bits - 1
     input_fraclen: int | None = None   # initial input FL (EMA buffer); None: bits - 2
-    fraclen: str = "std"             # "std" | "mean" | "rms" (formula), "grid", or "fixed"
+    fraclen: str = "std"             # "std" | "mean" | "rms" (formula), "grid", "max" (the
+                                     # largest value fits: classic dynamic fixed point), "fixed"
     coefficients: str = "published"  # formula coefficients: "published" or "derived"
     per_channel: bool = False        # one weight FL per output channel instead of per layer
     clipping: bool = True            # PACT clipping with a learned level; False: s = 1

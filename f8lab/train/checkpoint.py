@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from f8lab.baselines import AffineConfig, affine_config_of, prepare_affine_qat
 from f8lab.models import build_model
 from f8lab.quant import QuantConfig
 
@@ -45,10 +46,13 @@ def save_atomic(state: dict, path: Path) -> None:
 
 
 def model_state(model: nn.Module) -> dict:
-    """What a checkpoint needs to rebuild ``model``: architecture, quant settings, weights."""
+    """What a checkpoint needs to rebuild ``model``: architecture, quant settings (F8Net's or
+    torch.ao's affine ones), weights."""
     quant, arch = getattr(model, "quant", None), getattr(model, "arch", {})
+    affine = affine_config_of(model)
     return {"kind": KIND, "arch": dict(arch),
             "quant": dataclasses.asdict(quant) if quant is not None else None,
+            "affine": dataclasses.asdict(affine) if affine is not None else None,
             "model": model.state_dict()}
 
 
@@ -93,6 +97,11 @@ def load_model(path: str | Path) -> nn.Module:
 
 def model_from_state(state: dict) -> nn.Module:
     """Rebuild the model of a checkpoint already read by ``read_checkpoint``, in eval mode."""
+    model: nn.Module
+    if state.get("affine") is not None:
+        model = prepare_affine_qat(build_model(**state["arch"]), AffineConfig(**state["affine"]))
+        model.load_state_dict(state["model"], strict=True)
+        return model.eval()
     quant = QuantConfig(**state["quant"]) if state["quant"] is not None else None
     model = build_model(**state["arch"], quant=quant)
     model.load_state_dict(state["model"], strict=True)

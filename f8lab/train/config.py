@@ -1,7 +1,8 @@
 """Run configurations: YAML files of values, read into validated dataclasses.
 
-A config file has the sections ``model``, ``data``, ``optim``, ``quant`` (null for a float
-run) and ``run``, plus ``profiles``: per-profile overrides written as dotted keys
+A config file has the sections ``model``, ``data``, ``optim``, ``quant`` (F8Net's fixed
+point; null for a float run), ``affine`` (torch.ao's affine QAT instead; null or absent
+otherwise) and ``run``, plus ``profiles``: per-profile overrides written as dotted keys
 (``optim.epochs: 1``). ``--set section.key=value`` overrides come last. Every key is
 checked: an unknown key, a wrong type or an impossible value is an error that names the
 key, the file and the valid choices, before any work starts.
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from f8lab.baselines import AffineConfig
 from f8lab.models.registry import BUILDERS, STEMS
 from f8lab.quant import QuantConfig
 
@@ -86,6 +88,7 @@ class RunConfig:
     optim: OptimSection = field(default_factory=OptimSection)
     quant: QuantConfig | None = None
     run: RunSection = field(default_factory=RunSection)
+    affine: AffineConfig | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -113,7 +116,8 @@ RESUMABLE = {("optim", "epochs"), ("optim", "max_iters"), ("run", "init"),
              ("run", "checkpoint_every"), ("run", "log_every"), ("run", "device"),
              ("run", "compile"), ("run", "memory_format"), ("data", "root"), ("data", "workers")}
 SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection,
-            "quant": QuantConfig, "run": RunSection}
+            "quant": QuantConfig, "run": RunSection, "affine": AffineConfig}
+NULLABLE = ("quant", "affine")  # sections that may be null: a float run has neither
 
 
 def _check_type(value, annotation, where: str):
@@ -235,21 +239,29 @@ def load_config(path: str | Path, profile: str = "default",
     sections: dict[str, Any] = {}
     for name in SECTIONS:
         values = tree.get(name)
-        if name == "quant" and values is None:
+        if name in NULLABLE and values is None:
             sections[name] = None
             continue
         if not isinstance(values or {}, dict):
             raise ConfigError(f"{path}: section {name} must be a mapping, got {values!r}")
         sections[name] = _build_section(name, values or {}, str(path))
-    return RunConfig(**sections)
+    return _one_scheme(RunConfig(**sections), str(path))
+
+
+def _one_scheme(config: RunConfig, source: str) -> RunConfig:
+    if config.quant is not None and config.affine is not None:
+        raise ConfigError(f"{source}: quant and affine are both set; a run is F8Net's fixed "
+                          "point (quant) or torch.ao's affine QAT (affine): set the other to null")
+    return config
 
 
 def config_from_dict(tree: dict) -> RunConfig:
-    """Rebuild a RunConfig saved in a checkpoint by ``RunConfig.to_dict``."""
-    sections: dict[str, Any] = {name: None if name == "quant" and values is None
+    """Rebuild a RunConfig saved in a checkpoint by ``RunConfig.to_dict`` (a checkpoint
+    written before the ``affine`` section existed has none)."""
+    sections: dict[str, Any] = {name: None if name in NULLABLE and values is None
                                 else _build_section(name, values, "checkpoint")
                                 for name, values in tree.items()}
-    return RunConfig(**sections)
+    return _one_scheme(RunConfig(**sections), "checkpoint")
 
 
 def resumed_config(saved: dict, given: RunConfig, where: str) -> RunConfig:

@@ -27,10 +27,11 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from f8lab.baselines import prepare_affine_qat
 from f8lab.models import build_model, describe, from_float, load_float_state_dict
 from f8lab.nn import check_finite_formats
 from f8lab.train.checkpoint import load_tensors, model_state, read_checkpoint, save_atomic
-from f8lab.train.config import ConfigError, RunConfig, resumed_config
+from f8lab.train.config import ConfigError, RunConfig, config_from_dict, resumed_config
 from f8lab.train.data import make_batches
 from f8lab.train.run_folder import claim_run_folder
 from f8lab.train.schedule import lr_factor
@@ -95,17 +96,20 @@ def float_weights(init: str) -> dict[str, torch.Tensor]:
             "first, point --init at another float checkpoint, or start from random weights "
             "with --set run.init=null") from None
     if isinstance(state, dict) and state.get("kind") == "f8lab-checkpoint":
-        if state["quant"] is not None:
-            raise ValueError(f"{init} is a fixed-point checkpoint; initialise from a float one")
+        if state["quant"] is not None or state.get("affine") is not None:
+            raise ValueError(f"{init} is a quantized checkpoint; initialise from a float one")
         return state["model"]
     return state
 
 
 def make_model(config: RunConfig, init: str | None) -> nn.Module:
-    """The model of a run: float, or fixed point initialised from float weights."""
+    """The model of a run: float, or fixed point or torch.ao affine QAT initialised from
+    float weights."""
     float_model = build_model(**dataclasses.asdict(config.model))
     if init is not None:
         load_float_state_dict(float_model, float_weights(init))
+    if config.affine is not None:
+        return prepare_affine_qat(float_model, config.affine)
     if config.quant is None:
         return float_model
     return from_float(float_model, config.quant)
@@ -430,8 +434,10 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
 
 
 def _identity(config: dict) -> dict:
-    """What makes two runs the same: the config apart from where the weights came from
-    (one checkpoint is named by different relative paths from different folders)."""
+    """What makes two runs the same: the config (read back, so that a section added since
+    counts as its default) apart from where the weights came from (one checkpoint is named
+    by different relative paths from different folders)."""
+    config = config_from_dict(config).to_dict()
     return {**config, "run": {k: v for k, v in config["run"].items() if k != "init"}}
 
 

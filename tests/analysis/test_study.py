@@ -44,6 +44,6 @@ def test_a_quick_runs_finding_stands_beside_the_default_runs(tmp_path):
         "60.0 (quick run; the default run: 67.5)")
     assert quick.finding(1, "04_training", "ablations", "6-bit") == (
         "1.00 (quick run; no default-run figure recorded)")
-    assert quick.finding(1, "05_integer_export", "x").endswith("no default-run figure recorded)")
+    assert quick.finding(1, "06_integer_export", "x").endswith("no default-run figure recorded)")
     default = dataclasses.replace(quick, profile="default")
     assert default.finding(91.234, "04_training", "f8_top1") == "91.23"

@@ -22,7 +22,7 @@ CELL_TIMEOUT_S = 300  # a quick-profile cell takes under a minute
 # (jupyter/nbclient#312; seen here on notebook 02's explorer): give it less time to retry
 WIDGET_CELL_TIMEOUT_S = 60
 NAMES = ["00_fixed_point_primer", "01_value_distributions", "02_fraclen_formula", "03_grid_search",
-         "04_training", "05_integer_export"]
+         "04_training", "05_comparison", "06_integer_export"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def run_notebook(tmp_path_factory):
     return run
 
 
-def test_the_six_notebooks_are_there_in_order():
+def test_the_seven_notebooks_are_there_in_order():
     assert [path.stem for path in NOTEBOOKS] == NAMES
 
 
@@ -160,8 +160,36 @@ def test_04_training_records_every_run(run_notebook):
     assert grid["zero_share"] > formula["zero_share"]
 
 
-def test_05_integer_model_equals_fake_quant(run_notebook):
-    record = run_notebook("05_integer_export")
+def test_05_compares_every_scheme_at_every_width(run_notebook):
+    record = run_notebook("05_comparison")
+    seeds = len(record["seeds"])
+    assert seeds >= 3
+    for scheme, by_width in record["schemes"].items():
+        assert set(by_width) == {"8", "6", "4"}, scheme
+        assert all(0 <= top1 <= 100 for top1 in by_width.values())
+        assert all(std >= 0 for std in record["scheme_std"][scheme].values())
+    assert len(record["per_seed"]) == 3 * 3 * seeds
+    assert len(record["recipe_per_seed"]) == seeds
+    # fixed point rescales by shifts; affine needs a 32-bit multiply per output
+    operations = record["operations_per_image"]
+    fixed, affine = (operations[k] for k in ("fixed point (F8Net, classic)", "affine"))
+    assert fixed["32-bit multiplies"] == 0 < affine["32-bit multiplies"]
+    assert fixed["8-bit multiplies"] == affine["8-bit multiplies"] > 0
+    assert record["model_bytes"]["8 bits"] > record["model_bytes"]["6 bits"] > record["model_bytes"]["4 bits"]
+    # the worked example: at 4 bits the largest value makes classic fixed point's step 1
+    example = {row["scheme"]: row for row in record["example_4_bit"]}
+    assert example["classic fixed point"]["FL"] == 0 and example["F8Net (formula)"]["FL"] >= 1
+    assert example["F8Net (formula)"]["rms_error"] < example["classic fixed point"]["rms_error"]
+    # the 4-bit trace: no activation FL walks down (they climb to the top of their range)
+    assert record["trace_4_bit"]["fls_down"] == 0 and record["trace_4_bit"]["highest_fl"] <= 4
+    # torch.ao's int8 model predicts as its fake-quant model does (at 8 bits; below, the
+    # rounding differences compound: the notebook reports how far)
+    eight = next(row for row in record["affine_int8"] if row["bits"] == 8)
+    assert eight["same_prediction"] >= 0.95
+
+
+def test_06_integer_model_equals_fake_quant(run_notebook):
+    record = run_notebook("06_integer_export")
     assert record["bit_exact"]
     accuracy = record["accuracy"]
     fake = accuracy["fake-quant (PyTorch, float64)"]

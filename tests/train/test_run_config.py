@@ -30,7 +30,8 @@ def test_configs_are_shipped():
 @pytest.mark.parametrize("profile", PROFILES)
 def test_shipped_configs_load(path, profile):
     config = load_config(path, profile)
-    assert (config.quant is None) == path.stem.endswith("_fp")
+    assert (config.quant is None and config.affine is None) == path.stem.endswith("_fp")
+    assert (config.affine is not None) == path.stem.endswith("_torch_ao")
 
 
 def test_imagenet_recipe_is_the_papers():
