@@ -22,7 +22,7 @@ def test_fraclen_defaults_follow_bits():
 @pytest.mark.parametrize("kwargs,message", [
     ({"bits": 1}, "word length 1"),
     ({"bits": 6, "weight_fraclen": 7}, "fractional length 7 is out of range for signed 6-bit"),
-    ({"fraclen": "max"}, "choose one of std, mean, rms, grid, fixed"),
+    ({"fraclen": "median"}, "choose one of std, mean, rms, grid, max, fixed"),
     ({"coefficients": "paper"}, "published, derived"),
     ({"ema_momentum": 1.5}, "ema_momentum"),
     ({"alpha_init": 0}, "alpha_init"),

@@ -59,7 +59,7 @@ def test_profile_and_set_overrides(tmp_path):
     ("model: {name: vgg16}\n", [], r"model.name: 'vgg16' is not one of mobilenet_v1, mobilenet_v2"),
     ("data: {batch_size: 0}\n", [], r"data.batch_size: must be positive"),
     ("quant: {bits: 20}\n", [], r"quant: word length 20"),
-    ("quant: {fraclen: max}\n", [], r"choose one of std, mean, rms, grid, fixed"),
+    ("quant: {fraclen: median}\n", [], r"choose one of std, mean, rms, grid, max, fixed"),
     ("trainer: {}\n", [], r"unknown section 'trainer'"),
     ("profiles:\n  fast: {}\n", [], r"unknown profile 'fast'"),
     ("model: {name: resnet18}\n", ["epochs=3"], r"'epochs' is not section.key"),
