@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from f8lab.export.integer_ops import Fixed, IntAdd, IntConv2d, IntLinear, IntRequantize
 from f8lab.export.integerize import IntegerModel
+from f8lab.models import forward_hooks
 from f8lab.models.describe import fraclens
 from f8lab.nn import FixConv2d
 from f8lab.nn.conv import running_statistics
@@ -76,14 +77,9 @@ def integer_steps(integer: IntegerModel, images: torch.Tensor) -> dict[str, Inte
     def record(module, inputs, output):
         steps[names[module]] = IntegerStep(names[module], module, tuple(inputs), output)
 
-    hooks = [module.register_forward_hook(record) for module in names
-             if type(module).__module__ == IntConv2d.__module__]
-    try:
-        with torch.no_grad():
-            integer(images)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    integer_layers = [module for module in names if type(module).__module__ == IntConv2d.__module__]
+    with forward_hooks(integer_layers, record), torch.no_grad():
+        integer(images)
     return steps
 
 

@@ -15,6 +15,7 @@ import torch.ao.quantization as tq
 from torch import nn
 
 from f8lab.baselines import AffineQAT
+from f8lab.models import forward_hooks
 from f8lab.nn import WeightQuant
 
 
@@ -47,16 +48,14 @@ def weight_zero_shares(model: nn.Module, images: torch.Tensor) -> pd.DataFrame:
     if not quantizers:
         raise ValueError(f"{type(model).__name__} quantizes no weights: give a fixed-point "
                          "model or a torch.ao affine QAT model")
+    names = {q: name for name, q in quantizers.items()}
     seen: dict[str, torch.Tensor] = {}
-    hooks = [q.register_forward_hook(lambda m, i, out, name=name: seen.__setitem__(name, out))
-             for name, q in quantizers.items()]
     training = model.training
     try:
-        model.eval()(images)
+        with forward_hooks(names, lambda m, i, out: seen.__setitem__(names[m], out)):
+            model.eval()(images)
     finally:
         model.train(training)
-        for hook in hooks:
-            hook.remove()
     rows = [dict(layer=name, zero_share=float((w == 0).double().mean()),
                  dead_channels=float((w.flatten(1) == 0).all(1).double().mean()),
                  step=_step(quantizers[name]))

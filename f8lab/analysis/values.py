@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from f8lab.models import from_float, is_fixed_point
+from f8lab.models import forward_hooks, from_float, is_fixed_point
 from f8lab.models.describe import quantized_layers
 from f8lab.nn import ActQuant, FixConv2d
 from f8lab.quant import QuantConfig
@@ -64,14 +64,10 @@ def model_tensors(model: nn.Module, images: torch.Tensor) -> list[ModelTensor]:
                                                                              clipping=False))
     twin.eval()
     captured: dict[ActQuant, torch.Tensor] = {}
-    hooks = [module.register_forward_pre_hook(lambda m, args: captured.setdefault(m, args[0].detach()))
-             for module in twin.modules() if isinstance(module, ActQuant)]
-    try:
-        with torch.no_grad():
-            twin(images)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    quantizers = [module for module in twin.modules() if isinstance(module, ActQuant)]
+    with forward_hooks(quantizers, lambda m, args: captured.setdefault(m, args[0].detach()),
+                       pre=True), torch.no_grad():
+        twin(images)
     tensors = []
     with torch.no_grad():
         for name, module, quant in quantized_layers(twin):

@@ -25,6 +25,7 @@ import torch
 import torch.ao.quantization as tq
 from torch import nn
 
+from f8lab.models.hooks import forward_hooks
 from f8lab.models.registry import arch_of
 from f8lab.nn.residual import Add
 from f8lab.quant.formats import check_word_length
@@ -110,16 +111,11 @@ def _execution_order(model: nn.Module) -> list[tuple[str, nn.Module]]:
     the architecture's input size)."""
     arch = arch_of(model)
     side = 224 if arch["stem"] == "imagenet" else 32
+    names = {m: name for name, m in model.named_modules() if not list(m.children())}
     order: list[tuple[str, nn.Module]] = []
-    hooks = [m.register_forward_hook(lambda m, i, o, name=name: order.append((name, m)))
-             for name, m in model.named_modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, arch["in_channels"], side, side,
-                                     device=next(model.parameters()).device))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with forward_hooks(names, lambda m, i, o: order.append((names[m], m))), torch.no_grad():
+        model.eval()(torch.zeros(1, arch["in_channels"], side, side,
+                                 device=next(model.parameters()).device))
     return order
 
 

@@ -26,6 +26,7 @@ from f8lab.export.integer_ops import (
     IntMaxPool2d,
     IntRequantize,
 )
+from f8lab.models.hooks import forward_hooks
 from f8lab.models.registry import arch_of, quant_of
 from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, WeightQuant
 from f8lab.quant import FraclenEMA
@@ -79,11 +80,9 @@ def _pool_size(model: nn.Module, example: torch.Tensor) -> dict[FixLinear, int]:
     def record(module, inputs, output):
         sizes[module] = inputs[0].shape[2] * inputs[0].shape[3]
 
-    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, FixLinear)]
-    with torch.no_grad():
+    classifiers = [m for m in model.modules() if isinstance(m, FixLinear)]
+    with forward_hooks(classifiers, record), torch.no_grad():
         model(example)
-    for hook in hooks:
-        hook.remove()
     return sizes
 
 

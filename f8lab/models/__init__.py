@@ -1,6 +1,7 @@
 """ResNet-18/50 and MobileNet V1/V2, float or fixed point, by name."""
 
 from f8lab.models.describe import describe
+from f8lab.models.hooks import forward_hooks
 from f8lab.models.registry import (
     build_model,
     from_float,
@@ -9,5 +10,5 @@ from f8lab.models.registry import (
     load_float_state_dict,
 )
 
-__all__ = ["build_model", "describe", "from_float", "is_fixed_point", "list_models",
-           "load_float_state_dict"]
+__all__ = ["build_model", "describe", "forward_hooks", "from_float", "is_fixed_point",
+           "list_models", "load_float_state_dict"]
