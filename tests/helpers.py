@@ -76,5 +76,5 @@ def shifted_block_outputs(model: nn.Module, by: int = 1) -> nn.Module:
     for module in model.modules():
         if isinstance(module, FixAdd) and module.identity_quant is not None:
             ema = module.output_quant.ema
-            ema.fraclen.fill_(module.identity_quant.ema.rounded() - by)
+            ema.fraclen.fill_(int(module.identity_quant.running_fraclen()) - by)
     return model

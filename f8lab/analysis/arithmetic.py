@@ -120,7 +120,7 @@ def fold_steps(conv: FixConv2d, channel: int) -> pd.Series:
     """
     bn, output_quant = conv.batch_norm, conv.output_quant
     if output_quant is None:
-        raise ValueError("fold_steps takes a wired fixed-point convolution")
+        raise ValueError("fold_steps takes a fixed-point convolution that writes a tensor")
     with torch.no_grad():
         s_in, s_out = (float(s) for s in conv.scales())
         mean, var = running_statistics(bn)
@@ -128,14 +128,14 @@ def fold_steps(conv: FixConv2d, channel: int) -> pd.Series:
         weight, bias = conv.folded(None)
     wl, fraclens_w = conv.weight_quant.wl, conv.weight_quant.fraclen
     fl_w = int(fraclens_w[channel] if fraclens_w.dim() else fraclens_w)
-    fl_in = conv.input_quant.ema.rounded()
+    fl_in = int(conv.input_quant.running_fraclen())
     where = weight[channel].abs().argmax()
     w = weight[channel].flatten()[where]
     return pd.Series({
         "α_in": conv.input_quant.clip_level().item(), "levels_in": conv.input_quant.master.levels(),
         "FL_in": fl_in, "s_in": s_in,
         "α_out": output_quant.clip_level().item(), "levels_out": output_quant.master.levels(),
-        "FL_out": output_quant.ema.rounded(), "s_out": s_out,
+        "FL_out": int(output_quant.running_fraclen()), "s_out": s_out,
         "W": conv.weight[channel].flatten()[where].item(), "γ/σ": gain.item(), "W~": w.item(),
         "FL_w": fl_w, "q_w": int(fix_quant(w, wl, fl_w, True) * 2.0**fl_w),
         "b~": bias[channel].item(), "q_b": int(torch.round(bias[channel] * 2.0**(fl_in + fl_w))),
@@ -151,7 +151,7 @@ def affine_counterpart(conv: FixConv2d, step: IntegerStep, bits: int = 8) -> pd.
     step in ``integer_steps``."""
     output_quant = conv.output_quant
     if output_quant is None:
-        raise ValueError("affine_counterpart takes a wired fixed-point convolution")
+        raise ValueError("affine_counterpart takes a fixed-point convolution that writes a tensor")
     with torch.no_grad():
         s_in, s_out = (float(s) for s in conv.scales())
         weight = conv.folded(None)[0] * s_out / s_in  # W·γ/σ: the real folded weight
@@ -166,7 +166,7 @@ def affine_counterpart(conv: FixConv2d, step: IntegerStep, bits: int = 8) -> pd.
     s_w = float(weight.abs().max()) / (2 ** (bits - 1) - 1)
     m = s_x * s_w / s_y
     m0, shift = affine_multiplier(m)
-    shifts = (acc_fl - output_quant.ema.rounded()).long().flatten().unique()
+    shifts = (acc_fl - int(output_quant.running_fraclen())).long().flatten().unique()
     fixed_shift = fraclens(shifts[0] if len(shifts) == 1 else shifts)
     return pd.Series({
         "affine s_x (input scale)": s_x,

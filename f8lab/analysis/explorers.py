@@ -289,7 +289,7 @@ def formats_at_width(model: nn.Module, tensors: list[ModelTensor], wl: int) -> p
             continue
         weight, inputs = by_name[name, "folded weight"], by_name[name, "activation"]
         fl_in = (int(choose_fraclen(inputs.values, wl, quant.signed)) if quant.tracked
-                 else min(quant.ema.rounded(), fraclen_range(wl, quant.signed)[1]))  # the image's
+                 else min(int(quant.running_fraclen()), fraclen_range(wl, quant.signed)[1]))  # the image's
         fl_w = int(choose_fraclen(weight.values, wl, True))
         out_quant = module.output_quant
         written = by_name.get((reader.get(id(out_quant), ""), "activation"))

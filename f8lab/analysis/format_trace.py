@@ -75,7 +75,7 @@ class FormatTrace:
         if quant.training and self._recording():
             self._formats.append(dict(
                 iteration=self._iteration, kind="input", tensor=name, reads=None,
-                fl=quant.pass_fraclen.item(), batch_fl=quant.quant_fraclen.item(),
+                fl=quant.pass_fraclen.item(), batch_fl=quant.batch_fraclen.item(),
                 clip=clip_level(quant), zero_share=float("nan")))
 
     def _record_weight(self, layer: str, reads: str, quant: WeightQuant, args,

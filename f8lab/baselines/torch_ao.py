@@ -26,7 +26,8 @@ import torch.ao.quantization as tq
 from torch import nn
 
 from f8lab.models.hooks import forward_hooks
-from f8lab.models.registry import arch_of
+from f8lab.models.network import Arch
+from f8lab.models.registry import arch_of, quant_of
 from f8lab.nn.residual import Add
 from f8lab.quant.formats import check_word_length
 
@@ -88,13 +89,17 @@ class AffineQAT(nn.Module):
     """A kit model under torch.ao affine QAT: the image quantized on the way in, the logits
     dequantized on the way out. ``arch`` and ``config`` rebuild it from a checkpoint."""
 
-    def __init__(self, network: nn.Module, arch: dict[str, Any], config: AffineConfig) -> None:
+    def __init__(self, network: nn.Module, config: AffineConfig) -> None:
         super().__init__()
-        self.arch = dict(arch)
         self.config = config
         self.quantize_input = tq.QuantStub()
         self.network = network
         self.dequantize_output = tq.DeQuantStub()
+
+    @property
+    def arch(self) -> Arch:
+        """The float architecture it was prepared from."""
+        return arch_of(self.network)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dequantize_output(self.network(self.quantize_input(x)))
@@ -110,11 +115,11 @@ def _execution_order(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The model's leaf modules in the order a forward pass runs them (on a blank image of
     the architecture's input size)."""
     arch = arch_of(model)
-    side = 224 if arch["stem"] == "imagenet" else 32
+    side = 224 if arch.stem == "imagenet" else 32
     names = {m: name for name, m in model.named_modules() if not list(m.children())}
     order: list[tuple[str, nn.Module]] = []
     with forward_hooks(names, lambda m, i, o: order.append((names[m], m))), torch.no_grad():
-        model.eval()(torch.zeros(1, arch["in_channels"], side, side,
+        model.eval()(torch.zeros(1, arch.in_channels, side, side,
                                  device=next(model.parameters()).device))
     return order
 
@@ -148,14 +153,14 @@ def _replace_adds(model: nn.Module, order: list[tuple[str, nn.Module]]) -> None:
 def prepare_affine_qat(float_model: nn.Module, config: AffineConfig) -> AffineQAT:
     """The fake-quant training model of a float kit model (which is left as it is): its
     weights, BatchNorm parameters and statistics, fused and observed."""
-    arch = arch_of(float_model)
-    if getattr(float_model, "quant", None) is not None:
+    arch_of(float_model)  # a kit model: an error for anything else
+    if quant_of(float_model) is not None:
         raise ValueError("prepare_affine_qat takes a float model; this one is fixed point")
     network = copy.deepcopy(float_model)
     order = _execution_order(network)
     _replace_adds(network, order)
     tq.fuse_modules_qat(network.train(), _fuse_groups(order), inplace=True)
-    model = AffineQAT(network, arch, config)
+    model = AffineQAT(network, config)
     model.qconfig = config.qconfig()  # type: ignore[assignment]  # torch.ao reads it here
     tq.prepare_qat(model, inplace=True)
     return model.to(next(float_model.parameters()).device)

@@ -27,12 +27,13 @@ from f8lab.export.integer_ops import (
     IntRequantize,
 )
 from f8lab.models.hooks import forward_hooks
-from f8lab.models.registry import arch_of, quant_of
+from f8lab.models.network import Network
+from f8lab.models.registry import quant_of
 from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, WeightQuant
 from f8lab.quant import FraclenEMA
 
 KNOWN = (ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, nn.MaxPool2d, nn.Identity,
-         nn.Sequential, nn.ModuleList, FraclenEMA, WeightQuant)
+         FraclenEMA, WeightQuant)
 
 
 class IntegerModel(nn.Module):
@@ -51,14 +52,16 @@ class IntegerModel(nn.Module):
 def _check(model: nn.Module) -> None:
     quant = quant_of(model)
     if quant is None:
-        raise ValueError("integerize takes a fixed-point model (build_model(..., quant=QuantConfig()))")
+        raise ValueError("integerize takes a fixed-point model (build_model(..., quant=QuantConfig()), "
+                         "or a model built from LayerKit(QuantConfig()))")
     if model.training:
         raise ValueError("integerize needs the model in evaluation mode: call model.eval() first")
     if quant.floating:
         raise ValueError("a floating-mode model has no integer form: it does not round")
     for name, module in model.named_modules():
-        if name and not isinstance(module, KNOWN) and not _is_container(module):
-            raise ValueError(f"integerize does not know layer {name} ({type(module).__name__})")
+        if name and not isinstance(module, KNOWN) and not _routes_only(module):
+            raise ValueError(f"integerize does not know layer {name} ({type(module).__name__}): "
+                             "build the model from a fixed-point LayerKit's layers")
         if isinstance(module, ActQuant) and module.tracked and module.ema.updates.item() == 0:
             raise ValueError(f"{name} was never calibrated (its FL buffer is untouched): train "
                              "the model or run training-mode batches through it first")
@@ -69,9 +72,22 @@ def _check(model: nn.Module) -> None:
                                  "apart (clipping levels not shared): no exact integer form")
 
 
-def _is_container(module: nn.Module) -> bool:
-    """Architecture modules (blocks, the model itself): their forward only routes tensors."""
-    return type(module).__module__.startswith("f8lab.models")
+def _routes_only(module: nn.Module) -> bool:
+    """Blocks, containers and the model itself: modules with children and no parameters or
+    buffers of their own, whose forward routes tensors between the kit's layers."""
+    own = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+    return bool(list(module.children())) and not own
+
+
+def _image_quantizers(model: nn.Module) -> set[ActQuant]:
+    """The quantizers that no layer writes: those of the model's input."""
+    written: set[nn.Module] = set()
+    for module in model.modules():
+        if isinstance(module, FixConv2d) and module.output_quant is not None:
+            written.add(module.output_quant)
+        elif isinstance(module, FixAdd):
+            written |= {module.output_quant, *module.children()}
+    return {m for m in model.modules() if isinstance(m, ActQuant) and m not in written}
 
 
 def _pool_size(model: nn.Module, example: torch.Tensor) -> dict[FixLinear, int]:
@@ -99,7 +115,7 @@ def _conv_step(conv: FixConv2d) -> IntConv2d:
         weight, bias = conv.folded(None)
         weight_q = conv.weight_quant(weight)
     w_fl = conv.weight_quant.fraclen.clone()
-    in_fl = conv.input_quant.ema.rounded()
+    in_fl = int(conv.input_quant.running_fraclen())
     shape = (-1, 1, 1, 1) if w_fl.dim() else ()
     q_w = _integer_values(weight_q, w_fl.view(shape), "a weight")
     q_b = _integer_values(bias, in_fl + w_fl, "a bias")
@@ -111,7 +127,7 @@ def _linear_step(linear: FixLinear, pool_size: int) -> IntLinear:
         weight, bias = linear.folded(pool_size)
         weight_q = linear.weight_quant(weight)
     w_fl = linear.weight_quant.fraclen.clone()
-    in_fl = linear.input_quant.ema.rounded()
+    in_fl = int(linear.input_quant.running_fraclen())
     q_w = _integer_values(weight_q, w_fl.view(-1, 1) if w_fl.dim() else w_fl, "a weight")
     q_b = _integer_values(bias, in_fl + w_fl, "a bias")
     return IntLinear(q_w, q_b, w_fl, in_fl, pool_size)
@@ -122,15 +138,15 @@ def _aligned_fraclen(quant: ActQuant | None, add: FixAdd) -> int | None:
     exponent of the scale ratio ``s / s_out`` that the fake-quant addition applies."""
     if quant is None:
         return None
-    exponent = torch.log2(quant.scale() / add.output_quant.scale()).item()
+    exponent = torch.log2(quant.running_scale() / add.output_quant.running_scale()).item()
     if exponent != round(exponent):  # _check refuses unshared levels; this guards the rest
         raise ValueError(f"a residual term's scale ratio 2**{exponent} is not a power of two")
-    return quant.ema.rounded() - round(exponent)
+    return int(quant.running_fraclen()) - round(exponent)
 
 
 def _requantize_step(quant: ActQuant) -> IntRequantize:
     cap = quant.max_value if not quant.clipping else None
-    return IntRequantize(quant.wl, quant.ema.rounded(), quant.signed, cap)
+    return IntRequantize(quant.wl, int(quant.running_fraclen()), quant.signed, cap)
 
 
 def _add_step(add: FixAdd) -> IntAdd:
@@ -150,8 +166,9 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
         model: a fixed-point model (``build_model(..., quant=...)``), trained or calibrated,
             in eval mode.
         example_input: an input of the size the model will see (it fixes the classifier's
-            pooling size); default: one image of the stem's usual size (28x28 for the
-            small stem, 224x224 for the ImageNet one).
+            pooling size); default for f8lab's architectures: one image of the stem's usual
+            size (28x28 for the small stem, 224x224 for the ImageNet one). Required for
+            any other model.
         carrier: int64 (pure integer arithmetic) or float64 (the same integers in floats;
             fast where float convolutions are).
 
@@ -160,21 +177,25 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
     """
     _check(model)
     if example_input is None:
-        arch = arch_of(model)
-        size = 224 if arch["stem"] == "imagenet" else 28
-        example_input = torch.zeros(1, arch["in_channels"], size, size)
+        if not isinstance(model, Network):
+            raise ValueError(f"integerize needs example_input for a {type(model).__name__}: an "
+                             "input of the size the model will see")
+        size = model.arch.image_size
+        example_input = torch.zeros(1, model.arch.in_channels, size, size)
     reference = next(model.parameters())
     example_input = example_input.to(reference.device, reference.dtype)
     body = copy.deepcopy(model)
     pool_sizes = _pool_size(body, example_input)  # an eval pass: it also sets each pass scale
+    images = _image_quantizers(body)
     replacements: dict[str, nn.Module] = {}
     in_adds = {id(q) for m in body.modules() if isinstance(m, FixAdd) for q in m.children()}
     for name, module in body.named_modules():
         if isinstance(module, ActQuant) and id(module) in in_adds:
             continue  # the 8-bit add's quantizers: part of its IntAdd
         if isinstance(module, ActQuant):
-            if module is body.image:
-                replacements[name] = IntInput(module.wl, module.ema.rounded(), module.signed, carrier)
+            if module in images:
+                replacements[name] = IntInput(module.wl, int(module.running_fraclen()), module.signed,
+                                              carrier)
             else:
                 replacements[name] = _requantize_step(module)
         elif isinstance(module, FixConv2d):

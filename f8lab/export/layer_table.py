@@ -23,15 +23,15 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
     """
     rows = []
     for name, module, quant in quantized_layers(model):
-        fl_in = quant.ema.rounded()
+        fl_in = int(quant.running_fraclen())
         fl_w = module.weight_quant.fraclen
         fl_acc = fl_in + fl_w
         if isinstance(module, FixLinear):
             op, fl_out = "linear", int(fl_acc.max())
         else:
-            assert module.output_quant is not None  # wired: quantized_layers checked it
+            assert module.output_quant is not None  # a conv of f8lab's architectures writes a tensor
             op = "depthwise conv" if module.groups > 1 else "conv"
-            fl_out = module.output_quant.ema.rounded()
+            fl_out = int(module.output_quant.running_fraclen())
         rows.append(dict(layer=name, op=op, fl_in=fl_in, fl_w=fraclens(fl_w),
                          fl_acc=fraclens(fl_acc), fl_out=fl_out,
                          shift=fraclens(fl_acc - fl_out), alpha=clip_level(quant)))

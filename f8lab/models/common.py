@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from torch import nn
 
-from f8lab.nn import ActQuant, FixConv2d, LayerKit
-
-Layer = TypeVar("Layer", bound=nn.Module)
+from f8lab.nn import LayerKit
 
 
-def fixed(module: nn.Module, kind: type[Layer]) -> Layer:
-    """``module`` as the fixed-point layer a fixed-point kit built; wiring runs only on
-    fixed-point models, so anything else is a programming error."""
-    if not isinstance(module, kind):
-        raise TypeError(f"expected a {kind.__name__}, got {type(module).__name__}: only a "
-                        "fixed-point model is wired")
-    return module
+class ConvBNAct(nn.Sequential):
+    """``Sequential(conv, bn, act)``, indexed like torchvision's Conv2dNormActivation; the
+    conv reads the tensor of ``reads`` and writes the tensor of its own activation,
+    ``output``."""
 
+    def __init__(self, kit: LayerKit, reads: nn.Module, in_channels: int, out_channels: int,
+                 kernel_size: int, stride: int = 1, groups: int = 1,
+                 max_value: float | None = None) -> None:
+        bn, act = kit.norm(out_channels), kit.act(max_value)
+        super().__init__(kit.conv(in_channels, out_channels, kernel_size, stride, groups,
+                                  norm=bn, reads=reads, writes=act), bn, act)
 
-def conv_bn_act(kit: LayerKit, in_channels: int, out_channels: int, kernel_size: int,
-                stride: int = 1, groups: int = 1, max_value: float | None = None) -> nn.Sequential:
-    """``Sequential(conv, bn, act)``, indexed like torchvision's Conv2dNormActivation."""
-    return nn.Sequential(
-        kit.conv(in_channels, out_channels, kernel_size, stride, groups),
-        kit.norm(out_channels),
-        kit.act(max_value),
-    )
-
-
-def wire_conv_bn_act(block: nn.Module, input_quant: ActQuant) -> ActQuant:
-    """Wire a fixed-point ``conv_bn_act``; returns the quantizer of its output."""
-    conv, bn, act = fixed(block, nn.Sequential)
-    output_quant = fixed(act, ActQuant)
-    fixed(conv, FixConv2d).attach(bn, input_quant, output_quant)
-    return output_quant
+    @property
+    def output(self) -> nn.Module:
+        """The quantizer (float kit: the activation) of the tensor this block writes."""
+        return self[2]
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

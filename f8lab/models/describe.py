@@ -31,12 +31,8 @@ def quantized_layers(model: nn.Module) -> Iterator[tuple[str, FixConv2d | FixLin
     found = False
     for name, module in model.named_modules():
         if isinstance(module, (FixConv2d, FixLinear)):
-            try:
-                quant = module.input_quant
-            except RuntimeError:
-                raise RuntimeError(f"layer {name} is not wired") from None
             found = True
-            yield name, module, quant
+            yield name, module, module.input_quant
     if not found:
         raise ValueError("this takes a fixed-point model (build_model(..., quant=QuantConfig()))")
 
@@ -53,7 +49,7 @@ def describe(model: nn.Module) -> pd.DataFrame:
     names = {module: name for name, module in model.named_modules()}
     rows = []
     for name, module, quant in quantized_layers(model):
-        rows.append(dict(layer=name, tensor="input", wl=quant.wl, fl=quant.ema.rounded(),
+        rows.append(dict(layer=name, tensor="input", wl=quant.wl, fl=int(quant.running_fraclen()),
                          signed=quant.signed, alpha=clip_level(quant),
                          master=names[quant.master] if quant.clipping else None,
                          quantizer=names[quant]))

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
 
-from f8lab.models.mobilenet_v1 import mobilenet_v1
-from f8lab.models.mobilenet_v2 import mobilenet_v2
+from f8lab.models.mobilenet_v1 import MobileNetV1
+from f8lab.models.mobilenet_v2 import MobileNetV2
+from f8lab.models.network import Arch, Network
 from f8lab.models.resnet import resnet18, resnet50
-from f8lab.nn import LayerKit
+from f8lab.nn import ActQuant, LayerKit
 from f8lab.quant import QuantConfig
 
 BUILDERS = {
     "resnet18": resnet18,
     "resnet50": resnet50,
-    "mobilenet_v1": mobilenet_v1,
-    "mobilenet_v2": mobilenet_v2,
+    "mobilenet_v1": MobileNetV1,
+    "mobilenet_v2": MobileNetV2,
 }
-STEMS = ("imagenet", "small")
 
 
 def list_models() -> list[str]:
@@ -29,7 +28,7 @@ def list_models() -> list[str]:
 
 
 def build_model(name: str, num_classes: int = 1000, quant: QuantConfig | None = None,
-                stem: str = "imagenet", in_channels: int = 3, width: float = 1.0) -> nn.Module:
+                stem: str = "imagenet", in_channels: int = 3, width: float = 1.0) -> Network:
     """Build an architecture, float (``quant=None``) or fixed point.
 
     Args:
@@ -41,38 +40,36 @@ def build_model(name: str, num_classes: int = 1000, quant: QuantConfig | None = 
         width: width multiplier of every layer.
 
     Returns:
-        The model; its ``arch`` attribute holds these arguments (without ``quant``).
+        The model; ``arch_of(model)`` gives these arguments back (without ``quant``),
+        ``quant_of(model)`` the QuantConfig.
     """
-    if name not in BUILDERS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
-    if stem not in STEMS:
-        raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
-    if not (isinstance(width, (int, float)) and 0 < width < float("inf")):
-        raise ValueError(f"width multiplier must be a positive number, got {width!r}")
-    for what, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return build_arch(Arch(name, num_classes, stem, in_channels, width), quant)
+
+
+def build_arch(arch: Arch, quant: QuantConfig | None = None) -> Network:
+    """``build_model`` from an Arch: the same architecture again, float or fixed point."""
+    if arch.name not in BUILDERS:
+        raise ValueError(f"unknown model {arch.name!r}; choose one of {', '.join(list_models())}")
     if quant is not None and not isinstance(quant, QuantConfig):
         raise TypeError(f"quant must be a QuantConfig or None, got {type(quant).__name__}")
-    arch = dict(name=name, num_classes=num_classes, stem=stem, in_channels=in_channels, width=width)
-    model = BUILDERS[name](LayerKit(quant), num_classes=num_classes, stem=stem,
-                           in_channels=in_channels, width=width)
-    model.arch = arch  # type: ignore[assignment]  # read back with arch_of
-    model.quant = quant  # type: ignore[assignment]  # read back with quant_of
-    return model
+    return BUILDERS[arch.name](LayerKit(quant), arch)
 
 
-def arch_of(model: nn.Module) -> dict[str, Any]:
-    """The ``build_model`` arguments a model was built with (without ``quant``)."""
+def arch_of(model: nn.Module) -> Arch:
+    """What a model was built as: its Network's ``arch`` (an AffineQAT model's too)."""
     arch = getattr(model, "arch", None)
-    if not isinstance(arch, dict):
-        raise ValueError(f"{type(model).__name__} was not built by f8lab.models.build_model")
+    if not isinstance(arch, Arch):
+        raise ValueError(f"{type(model).__name__} was not built by f8lab.models.build_model: "
+                         "this needs the architecture it was built as")
     return arch
 
 
 def quant_of(model: nn.Module) -> QuantConfig | None:
-    """The QuantConfig a model was built with; None for a float model."""
-    return getattr(model, "quant", None)
+    """The QuantConfig a model was built with: a Network's ``quant``, or for any other model
+    built from a fixed-point LayerKit, its quantizers' config; None for a float model."""
+    if isinstance(model, Network):
+        return model.quant
+    return next((m.config for m in model.modules() if isinstance(m, ActQuant)), None)
 
 
 def is_fixed_point(model: nn.Module) -> bool:
@@ -82,7 +79,7 @@ def is_fixed_point(model: nn.Module) -> bool:
 
 def fixed_point_only_keys(model: nn.Module) -> set[str]:
     """State-dict keys that a fixed-point model has and its float version lacks."""
-    float_model = build_model(**arch_of(model))
+    float_model = build_arch(arch_of(model))
     return set(model.state_dict()) - set(float_model.state_dict())
 
 
@@ -103,7 +100,7 @@ def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tenso
                                 (mismatched, "shape mismatch(es) (given vs model)")) if keys]
     if parts:
         raise ValueError(
-            f"state dict does not fit {arch_of(model)['name']} ({arch_of(model)}): {'; '.join(parts)}. "
+            f"state dict does not fit {arch_of(model).name} ({arch_of(model)}): {'; '.join(parts)}. "
             "Check the architecture, stem, width, number of classes and input channels"
         )
     model.load_state_dict(state_dict, strict=False)
@@ -113,6 +110,6 @@ def from_float(float_model: nn.Module, quant: QuantConfig) -> nn.Module:
     """A fixed-point model with the float model's conv weights, BN parameters and statistics."""
     if is_fixed_point(float_model):
         raise ValueError("from_float takes a float model; this one is already fixed point")
-    model = build_model(**arch_of(float_model), quant=quant)
+    model = build_arch(arch_of(float_model), quant)
     load_float_state_dict(model, float_model.state_dict())
     return model.to(next(float_model.parameters()).device)

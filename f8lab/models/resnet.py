@@ -10,24 +10,36 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from f8lab.models.common import fixed, init_weights
-from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, LayerKit
+from f8lab.models.common import init_weights
+from f8lab.models.network import Arch, Network
+from f8lab.nn import Add, FixAdd, LayerKit
+
+
+def _shortcut(kit: LayerKit, reads: nn.Module, inplanes: int, outplanes: int, stride: int,
+              add: Add | FixAdd) -> nn.Sequential:
+    """The projection shortcut: a strided 1x1 conv + BN, written in the add's units."""
+    norm = kit.norm(outplanes)
+    conv = kit.conv(inplanes, outplanes, 1, stride, norm=norm, reads=reads,
+                    writes=add.shortcut_target)
+    return nn.Sequential(conv, norm)
 
 
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, kit: LayerKit, inplanes: int, planes: int, stride: int,
-                 downsample: nn.Sequential | None) -> None:
+    def __init__(self, kit: LayerKit, reads: nn.Module, inplanes: int, planes: int,
+                 stride: int, project: bool) -> None:
         super().__init__()
-        self.conv1 = kit.conv(inplanes, planes, 3, stride)
-        self.bn1 = kit.norm(planes)
-        self.act1 = kit.act()
-        self.conv2 = kit.conv(planes, planes, 3)
-        self.bn2 = kit.norm(planes)
-        self.downsample = downsample
-        self.add = kit.add(projection=downsample is not None)
-        self.act_out = kit.act()
+        bn1, act1 = kit.norm(planes), kit.act()
+        self.conv1 = kit.conv(inplanes, planes, 3, stride, norm=bn1, reads=reads, writes=act1)
+        self.bn1, self.act1 = bn1, act1
+        act_out = kit.act(tied_to=None if project else reads)
+        add = kit.add(out=act_out, identity=None if project else reads)
+        bn2 = kit.norm(planes)
+        self.conv2 = kit.conv(planes, planes, 3, norm=bn2, reads=act1, writes=add.branch_target)
+        self.bn2 = bn2
+        self.downsample = _shortcut(kit, reads, inplanes, planes, stride, add) if project else None
+        self.add, self.act_out = add, act_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
@@ -35,27 +47,28 @@ class BasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.act_out(self.add(out, shortcut))
 
-    def body(self) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
-        return [(self.conv1, self.bn1, self.act1), (self.conv2, self.bn2, self.act_out)]
-
 
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, kit: LayerKit, inplanes: int, planes: int, stride: int,
-                 downsample: nn.Sequential | None) -> None:
+    def __init__(self, kit: LayerKit, reads: nn.Module, inplanes: int, planes: int,
+                 stride: int, project: bool) -> None:
         super().__init__()
-        self.conv1 = kit.conv(inplanes, planes, 1)
-        self.bn1 = kit.norm(planes)
-        self.act1 = kit.act()
-        self.conv2 = kit.conv(planes, planes, 3, stride)
-        self.bn2 = kit.norm(planes)
-        self.act2 = kit.act()
-        self.conv3 = kit.conv(planes, planes * 4, 1)
-        self.bn3 = kit.norm(planes * 4)
-        self.downsample = downsample
-        self.add = kit.add(projection=downsample is not None)
-        self.act_out = kit.act()
+        bn1, act1 = kit.norm(planes), kit.act()
+        self.conv1 = kit.conv(inplanes, planes, 1, norm=bn1, reads=reads, writes=act1)
+        self.bn1, self.act1 = bn1, act1
+        bn2, act2 = kit.norm(planes), kit.act()
+        self.conv2 = kit.conv(planes, planes, 3, stride, norm=bn2, reads=act1, writes=act2)
+        self.bn2, self.act2 = bn2, act2
+        act_out = kit.act(tied_to=None if project else reads)
+        add = kit.add(out=act_out, identity=None if project else reads)
+        bn3 = kit.norm(planes * 4)
+        self.conv3 = kit.conv(planes, planes * 4, 1, norm=bn3, reads=act2,
+                              writes=add.branch_target)
+        self.bn3 = bn3
+        self.downsample = (_shortcut(kit, reads, inplanes, planes * 4, stride, add)
+                           if project else None)
+        self.add, self.act_out = add, act_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
@@ -64,80 +77,40 @@ class Bottleneck(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         return self.act_out(self.add(out, shortcut))
 
-    def body(self) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
-        return [(self.conv1, self.bn1, self.act1), (self.conv2, self.bn2, self.act2),
-                (self.conv3, self.bn3, self.act_out)]
 
-
-def wire_block(block: nn.Module, input_quant: ActQuant, share: bool) -> ActQuant:
-    """Wire a fixed-point residual block; returns the quantizer of its output."""
-    if not isinstance(block, (BasicBlock, Bottleneck)):
-        raise TypeError(f"expected a residual block, got {type(block).__name__}")
-    add, act_out = fixed(block.add, FixAdd), fixed(block.act_out, ActQuant)
-    quant = input_quant
-    for conv, bn, act in block.body():
-        act_quant = fixed(act, ActQuant)
-        fixed(conv, FixConv2d).attach(
-            bn, quant, add.branch_output(act_quant) if act is block.act_out else act_quant)
-        quant = act_quant
-    if block.downsample is not None:
-        projection, projection_bn = block.downsample
-        fixed(projection, FixConv2d).attach(projection_bn, input_quant, add.shortcut_output(act_out))
-        add.attach(None, act_out)
-    else:
-        if share:
-            act_out.share_alpha_with(input_quant)
-        add.attach(input_quant, act_out)
-    return act_out
-
-
-class ResNet(nn.Module):
+class ResNet(Network):
     """ResNet with an ImageNet stem (7x7/2 conv + max pool) or a small-input stem (3x3/1)."""
 
     def __init__(self, block: type[BasicBlock | Bottleneck], layers: list[int], kit: LayerKit,
-                 num_classes: int = 1000, stem: str = "imagenet", in_channels: int = 3,
-                 width: float = 1.0) -> None:
-        super().__init__()
-        planes = [max(1, int(64 * width * 2**i)) for i in range(4)]
+                 arch: Arch) -> None:
+        super().__init__(kit, arch)
+        planes = [max(1, int(64 * arch.width * 2**i)) for i in range(4)]
         self.image = kit.image_input()
+        bn1, act1 = kit.norm(planes[0]), kit.act()
         self.maxpool: nn.Module
-        if stem == "imagenet":
-            self.conv1 = kit.conv(in_channels, planes[0], 7, stride=2)
+        if arch.stem == "imagenet":
+            self.conv1 = kit.conv(arch.in_channels, planes[0], 7, stride=2, norm=bn1,
+                                  reads=self.image, writes=act1)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         else:
-            self.conv1 = kit.conv(in_channels, planes[0], 3)
+            self.conv1 = kit.conv(arch.in_channels, planes[0], 3, norm=bn1, reads=self.image,
+                                  writes=act1)
             self.maxpool = nn.Identity()
-        self.bn1 = kit.norm(planes[0])
-        self.act1 = kit.act()
-        inplanes = planes[0]
+        self.bn1, self.act1 = bn1, act1
+        inplanes, reads = planes[0], act1
         stages = []
         for i, (width_i, blocks) in enumerate(zip(planes, layers)):
             stride = 1 if i == 0 else 2
             stage = []
             for j in range(blocks):
-                downsample = None
-                if j == 0 and (stride != 1 or inplanes != width_i * block.expansion):
-                    downsample = nn.Sequential(
-                        kit.conv(inplanes, width_i * block.expansion, 1, stride),
-                        kit.norm(width_i * block.expansion),
-                    )
-                stage.append(block(kit, inplanes, width_i, stride if j == 0 else 1, downsample))
-                inplanes = width_i * block.expansion
+                project = j == 0 and (stride != 1 or inplanes != width_i * block.expansion)
+                stage.append(block(kit, reads, inplanes, width_i, stride if j == 0 else 1, project))
+                inplanes, reads = width_i * block.expansion, stage[-1].act_out
             stages.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = kit.global_pool()
-        self.fc = kit.linear(inplanes, num_classes)
+        self.fc = kit.linear(inplanes, arch.num_classes, reads=reads)
         init_weights(self)
-        if kit.fixed_point:
-            self._wire(kit.config.share_clipping)
-
-    def _wire(self, share: bool) -> None:
-        quant = fixed(self.act1, ActQuant)
-        fixed(self.conv1, FixConv2d).attach(self.bn1, fixed(self.image, ActQuant), quant)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            for block in stage:
-                quant = wire_block(block, quant, share)
-        fixed(self.fc, FixLinear).attach(quant)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv1(self.image(x))))
@@ -146,9 +119,9 @@ class ResNet(nn.Module):
         return self.fc(self.avgpool(x))
 
 
-def resnet18(kit: LayerKit, **kwargs) -> ResNet:
-    return ResNet(BasicBlock, [2, 2, 2, 2], kit, **kwargs)
+def resnet18(kit: LayerKit, arch: Arch) -> ResNet:
+    return ResNet(BasicBlock, [2, 2, 2, 2], kit, arch)
 
 
-def resnet50(kit: LayerKit, **kwargs) -> ResNet:
-    return ResNet(Bottleneck, [3, 4, 6, 3], kit, **kwargs)
+def resnet50(kit: LayerKit, arch: Arch) -> ResNet:
+    return ResNet(Bottleneck, [3, 4, 6, 3], kit, arch)

@@ -7,11 +7,19 @@ The tensor that flows into an ActQuant is ``u = x / s`` with the fix scaling
 and ``s * Q_FL(u)`` equals PACT(x; α): FL places the binary point, α sets the clip. The
 layers that produce this tensor fold ``1 / s`` into their weights and biases; the layers
 that read it fold ``s`` back in. Each tensor has its own ActQuant and so its own private
-FL; tensors tied by an identity path share one α, owned by a master ActQuant, which keeps
-the ratio of their scales a power of two. The scale divides by the master's number of
-levels, so this holds for tied tensors of different signedness too (an unsigned block
-input and a signed block output): there the follower clips at α times the ratio of the
-levels, 127/255 for a signed follower of an unsigned master at 8 bit.
+FL; tensors tied by an identity path share one α, owned by a master ActQuant (named with
+``tied_to`` when the quantizer is built), which keeps the ratio of their scales a power of
+two. The scale divides by the master's number of levels, so this holds for tied tensors of
+different signedness too (an unsigned block input and a signed block output): there the
+follower clips at α times the ratio of the levels, 127/255 for a signed follower of an
+unsigned master at 8 bit.
+
+Formats within a pass (the rule every layer follows): a tensor's scale uses the running FL
+as it stands when the pass reaches the tensor. The layer that writes the tensor runs before
+its quantizer and folds ``running_scale()``; the quantizer then fixes that value as
+``pass_scale()`` before a training step moves its EMA, and the layers that read the tensor
+fold ``pass_scale()``. The tensor itself is rounded at ``batch_fraclen``: the batch's own FL
+in training, the running one in evaluation.
 
 Modes: ``clipping=False`` sets s = 1 (pure fixed point); ``floating=True`` clamps like the
 quantizer but does not round (with clipping off as well: a plain ReLU, the float network).
@@ -22,6 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from f8lab.nn.link import Link
 from f8lab.quant import FraclenEMA, QuantConfig, fraclen_range, int_range, quantize_on_grid, select_fraclen
 
 
@@ -35,10 +44,13 @@ class ActQuant(nn.Module):
         max_value: the float activation's cap (6 for ReLU6), applied when clipping is
             off; with clipping on, the learned α takes its place.
         fixed_fraclen: a fixed format with s = 1 and no α (the image input: FL 8, unsigned).
+        tied_to: a quantizer whose clipping level this one shares (clipping-level sharing:
+            the tensors of an identity path); this one keeps its own FL and signedness,
+            and clips at ``clip_level()``.
     """
 
     def __init__(self, config: QuantConfig, signed: bool = False, max_value: float | None = None,
-                 fixed_fraclen: int | None = None) -> None:
+                 fixed_fraclen: int | None = None, tied_to: ActQuant | None = None) -> None:
         super().__init__()
         self.config, self.signed, self.max_value = config, signed, max_value
         self.wl = config.bits
@@ -48,36 +60,28 @@ class ActQuant(nn.Module):
         assert init is not None  # QuantConfig fills input_fraclen in
         init = min(init, fraclen_range(self.wl, signed)[1])
         self.ema = FraclenEMA(self.wl, signed, init, config.ema_momentum)
-        self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init))) if self.clipping else None
-        self._master: ActQuant | None = None
+        self._master: Link[ActQuant] | None = None
+        if tied_to is not None:
+            if tied_to.wl != self.wl:
+                raise ValueError("tensors that share a clipping level must share their word length")
+            self._master = Link(tied_to.master)
+        own_alpha = self.clipping and tied_to is None
+        self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init))) if own_alpha else None
         # the formats of the current forward pass, as tensors on the model's device (not saved):
-        # the FL of this tensor's scale (the rounded EMA before this pass moves it) ...
+        # the FL of this tensor's scale (the running FL before this pass moves it) ...
         self.pass_fraclen: torch.Tensor
-        self.quant_fraclen: torch.Tensor
+        self.batch_fraclen: torch.Tensor
         self.finite: torch.Tensor
         self.register_buffer("pass_fraclen", torch.tensor(float(init)), persistent=False)
-        # ... the FL the tensor was quantized with (the batch's own in training) ...
-        self.register_buffer("quant_fraclen", torch.tensor(float(init)), persistent=False)
+        # ... the FL the tensor was rounded at (the batch's own in training) ...
+        self.register_buffer("batch_fraclen", torch.tensor(float(init)), persistent=False)
         # ... and whether every batch since the last check had finite values
         self.register_buffer("finite", torch.tensor(True), persistent=False)
-
-    def share_alpha_with(self, master: ActQuant) -> None:
-        """Use ``master``'s α (clipping-level sharing); this quantizer keeps its own FL and
-        signedness, and clips at ``clip_level()``."""
-        master = master.master
-        if master is self:
-            return
-        if master.wl != self.wl:
-            raise ValueError("tensors that share a clipping level must share their word length")
-        if self.alpha is not None:
-            del self.alpha
-            self.alpha = None
-        object.__setattr__(self, "_master", master)  # a reference, not a submodule
 
     @property
     def master(self) -> ActQuant:
         """The ActQuant that owns this tensor's α (itself, unless it shares one)."""
-        return self if self._master is None else self._master
+        return self if self._master is None else self._master.module
 
     def levels(self) -> int:
         """``2**(wl - signed) - 1``: 127 signed, 255 unsigned at 8 bit."""
@@ -94,21 +98,27 @@ class ActQuant(nn.Module):
             raise RuntimeError("this quantizer has no clipping level (clipping is off)")
         return alpha
 
-    def scale(self, fraclen: torch.Tensor | None = None) -> torch.Tensor:
+    def running_fraclen(self) -> torch.Tensor:
+        """The running format: the rounded EMA buffer (what evaluation uses), a 0-dim float
+        tensor on the model's device; ``int(...)`` of it for people and exporters."""
+        return self.ema.value()
+
+    def running_scale(self) -> torch.Tensor:
         """The fix scaling ``s = 2**FL * |α| / levels`` (1 without clipping; α and levels are
-        the master's) at ``fraclen``, by default the rounded EMA buffer: what the layer
-        producing this tensor folds in. A 0-dim tensor."""
-        if not self.clipping:
-            return torch.ones((), device=self.ema.fraclen.device)
-        if fraclen is None:
-            fraclen = self.ema.value()
-        return torch.exp2(fraclen) * self._alpha().abs() / self.master.levels()
+        the master's) at the running FL: what the layer writing this tensor folds in, before
+        this quantizer runs in the pass. A 0-dim tensor."""
+        return self._scale_at(self.running_fraclen())
 
     def pass_scale(self) -> torch.Tensor:
-        """The scale of the tensor this quantizer produced in the current forward pass:
-        what its readers fold in. Fixed before the EMA buffer moves, so that producer and
-        readers agree within a pass."""
-        return self.scale(self.pass_fraclen)
+        """The scale of the tensor this quantizer produced in the current pass: what its
+        readers fold in. Fixed before the EMA moves, so it equals the ``running_scale()``
+        its writer folded."""
+        return self._scale_at(self.pass_fraclen)
+
+    def _scale_at(self, fraclen: torch.Tensor) -> torch.Tensor:
+        if not self.clipping:
+            return torch.ones((), device=self.ema.fraclen.device)
+        return torch.exp2(fraclen) * self._alpha().abs() / self.master.levels()
 
     def _quantize(self, u: torch.Tensor, fl: torch.Tensor) -> torch.Tensor:
         if not self.clipping and self.max_value is not None:
@@ -123,7 +133,7 @@ class ActQuant(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         # buffers get new tensors, never in-place updates: a compiled step's backward may
         # read the values of this pass after the graph has written the next ones
-        fl = self.ema.value()
+        fl = self.running_fraclen()
         self.pass_fraclen = fl
         if self.training and self.tracked:
             choice = select_fraclen(u, self.wl, self.signed, self.config.fraclen,
@@ -131,7 +141,7 @@ class ActQuant(nn.Module):
             self.finite = self.finite & choice.finite
             self.ema.update(choice.fraclen)
             fl = choice.fraclen
-        self.quant_fraclen = fl
+        self.batch_fraclen = fl
         return self._quantize(u, fl)
 
     def extra_repr(self) -> str:

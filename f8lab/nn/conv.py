@@ -5,7 +5,10 @@
     y  = conv(Q(u), Q_FLw(W~)) + b~        (b~ rounded to the accumulator grid 2**-(FLx + FLw))
 
 ``s_in`` is the scale of the input tensor's ActQuant, ``s_out`` that of the tensor this
-layer produces, so ``y`` is already in the next layer's units. In training, μ_B and σ_B
+layer produces, so ``y`` is already in the next layer's units. The layer is built with both
+quantizers and its BatchNorm (``bn``, ``input_quant``, ``output_quant``) and holds them by
+reference; in a pass the input's quantizer has run (``pass_scale()``) and the output's has
+not yet (``running_scale()``): the rule of act_quant.py. In training, μ_B and σ_B
 are the batch statistics of ``conv(s_in · Q(u), W)`` (an extra convolution, with gradients
 through them; biased variance) and the BatchNorm module only updates its running
 statistics; in evaluation the running statistics are used.
@@ -28,6 +31,7 @@ import torch
 from torch import nn
 
 from f8lab.nn.act_quant import ActQuant
+from f8lab.nn.link import Link
 from f8lab.nn.weight_quant import WeightQuant
 from f8lab.quant import QuantConfig
 
@@ -91,62 +95,59 @@ def running_statistics(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class FixConv2d(nn.Conv2d):
-    """A fixed-point conv+BN layer. Wire it with ``attach`` before use."""
+    """A fixed-point conv+BN layer.
+
+    Args:
+        bn: the BatchNorm folded into this conv (registered beside it, as torchvision's).
+        input_quant: the quantizer of the tensor this conv reads.
+        output_quant: the quantizer of the tensor it writes, whose scale its output is
+            folded to; None: the output is logits (s_out = 1).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, groups: int = 1, *, config: QuantConfig) -> None:
+                 padding: int = 0, groups: int = 1, *, config: QuantConfig, bn: nn.BatchNorm2d,
+                 input_quant: ActQuant, output_quant: ActQuant | None) -> None:
         if groups not in (1, in_channels) or (groups > 1 and out_channels != in_channels):
             raise NotImplementedError(
                 f"grouped convolution with groups={groups} ({in_channels} -> {out_channels} "
                 "channels) is not supported: only dense (groups=1) and depthwise "
                 "(groups = in = out channels) convolutions are"
             )
+        if not isinstance(bn, nn.BatchNorm2d):
+            raise TypeError(f"FixConv2d folds a BatchNorm2d, got {type(bn).__name__}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding,
                          groups=groups, bias=False)
         self.bn_fold = config.bn_fold
         self.weight_quant = WeightQuant(config, out_channels)
-        self._bn: nn.BatchNorm2d | None = None
-        self._input_quant: ActQuant | None = None
-        self._output_quant: ActQuant | None = None
-
-    def attach(self, bn: nn.Module, input_quant: ActQuant, output_quant: ActQuant | None) -> None:
-        """Name the BatchNorm folded into this conv and the quantizers of its input and output."""
-        if not isinstance(bn, nn.BatchNorm2d):
-            raise TypeError(f"FixConv2d folds a BatchNorm2d, got {type(bn).__name__}")
-        for name, value in (("_bn", bn), ("_input_quant", input_quant),
-                            ("_output_quant", output_quant)):
-            object.__setattr__(self, name, value)  # references, not submodules
-
-    @property
-    def input_quant(self) -> ActQuant:
-        """The quantizer of the tensor this conv reads (an error until wired)."""
-        return self._wiring()[1]
+        self._bn = Link(bn)
+        self._input_quant = Link(input_quant)
+        self._output_quant = None if output_quant is None else Link(output_quant)
 
     @property
     def batch_norm(self) -> nn.BatchNorm2d:
-        """The BatchNorm folded into this conv (an error until wired)."""
-        return self._wiring()[0]
+        """The BatchNorm folded into this conv."""
+        return self._bn.module
+
+    @property
+    def input_quant(self) -> ActQuant:
+        """The quantizer of the tensor this conv reads."""
+        return self._input_quant.module
 
     @property
     def output_quant(self) -> ActQuant | None:
-        """The quantizer whose scale this conv's output is folded to (None until wired)."""
-        return self._output_quant
-
-    def _wiring(self) -> tuple[nn.BatchNorm2d, ActQuant]:
-        """The folded BatchNorm and the input's quantizer; an error until ``attach``."""
-        if self._bn is None or self._input_quant is None:
-            raise RuntimeError("FixConv2d is not wired: call attach(bn, input_quant, output_quant)")
-        return self._bn, self._input_quant
+        """The quantizer whose scale this conv's output is folded to (None: logits)."""
+        return None if self._output_quant is None else self._output_quant.module
 
     def scales(self) -> tuple[torch.Tensor, torch.Tensor | float]:
         """``(s_in, s_out)``: the input's scale in this pass and the output's (1: logits)."""
-        s_out = self._output_quant.scale() if self._output_quant is not None else 1.0
-        return self._wiring()[1].pass_scale(), s_out
+        output_quant = self.output_quant
+        s_out = output_quant.running_scale() if output_quant is not None else 1.0
+        return self.input_quant.pass_scale(), s_out
 
     def folded(self, x_q: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The effective weight and bias ``(W~, b~)``; in training, from ``x_q``'s batch statistics."""
         s_in, s_out = self.scales()
-        bn = self._wiring()[0]
+        bn = self.batch_norm
         if self.training:
             if x_q is None:
                 raise ValueError("a FixConv2d in training folds its batch statistics: pass x_q")
@@ -164,7 +165,7 @@ class FixConv2d(nn.Conv2d):
     def _forward_running_fold(self, x_q: torch.Tensor) -> torch.Tensor:
         """Training with one convolution: fold the running statistics, correct to the batch's."""
         s_in, s_out = self.scales()
-        bn, quant = self._wiring()
+        bn = self.batch_norm
         sigma_running = torch.sqrt(running_statistics(bn)[1] + bn.eps)
         gain = bn.weight / sigma_running  # c = γ / σ_run
         weight = self.weight_quant(self.weight * (gain * s_in / s_out).view(-1, 1, 1, 1))
@@ -176,7 +177,7 @@ class FixConv2d(nn.Conv2d):
             _update_running_stats(bn, mean, var, z.numel() // z.shape[1])
         sigma = torch.sqrt(var + bn.eps)
         bias = self.weight_quant.quantize_bias((bn.bias - bn.weight * mean / sigma) / s_out,
-                                               quant.quant_fraclen)
+                                               self.input_quant.batch_fraclen)
         return torch.addcmul(bias.view(1, -1, 1, 1), z, (sigma_running / sigma).view(1, -1, 1, 1))
 
     def forward(self, x_q: torch.Tensor) -> torch.Tensor:
@@ -184,5 +185,5 @@ class FixConv2d(nn.Conv2d):
             return self._forward_running_fold(x_q)
         weight, bias = self.folded(x_q)
         weight = self.weight_quant(weight)
-        bias = self.weight_quant.quantize_bias(bias, self._wiring()[1].quant_fraclen)
+        bias = self.weight_quant.quantize_bias(bias, self.input_quant.batch_fraclen)
         return self._conv_forward(x_q, weight, bias)

@@ -19,30 +19,26 @@ from torch import nn
 from torch.nn import functional as F
 
 from f8lab.nn.act_quant import ActQuant
+from f8lab.nn.link import Link
 from f8lab.nn.weight_quant import WeightQuant
 from f8lab.quant import QuantConfig
 
 
 class FixLinear(nn.Linear):
-    """A fixed-point linear layer over a globally sum-pooled feature map."""
+    """A fixed-point linear layer over a globally sum-pooled feature map, reading the
+    tensor of ``input_quant``."""
 
     def __init__(self, in_features: int, out_features: int, *, config: QuantConfig,
-                 rescale_forward: bool = False) -> None:
+                 input_quant: ActQuant, rescale_forward: bool = False) -> None:
         super().__init__(in_features, out_features, bias=True)
         self.rescale_forward = rescale_forward
         self.weight_quant = WeightQuant(config, out_features)
-        self._input_quant: ActQuant | None = None
-
-    def attach(self, input_quant: ActQuant) -> None:
-        """Name the quantizer of the feature map this layer reads."""
-        object.__setattr__(self, "_input_quant", input_quant)
+        self._input_quant = Link(input_quant)
 
     @property
     def input_quant(self) -> ActQuant:
-        """The quantizer of the feature map this layer reads (an error until wired)."""
-        if self._input_quant is None:
-            raise RuntimeError("FixLinear is not wired: call attach(input_quant)")
-        return self._input_quant
+        """The quantizer of the feature map this layer reads."""
+        return self._input_quant.module
 
     def folded(self, pool_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The effective weight and bias for a feature map of ``pool_size`` = H·W positions."""
@@ -56,5 +52,5 @@ class FixLinear(nn.Linear):
             raise ValueError(f"FixLinear reads a (N, C, H, W) feature map, got shape {tuple(x_q.shape)}")
         weight, bias = self.folded(x_q.shape[2] * x_q.shape[3])
         weight = self.weight_quant(weight)
-        bias = self.weight_quant.quantize_bias(bias, self.input_quant.quant_fraclen)
+        bias = self.weight_quant.quantize_bias(bias, self.input_quant.batch_fraclen)
         return F.linear(x_q.sum(dim=(2, 3)), weight, bias)

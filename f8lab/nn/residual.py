@@ -6,11 +6,16 @@ import torch
 from torch import nn
 
 from f8lab.nn.act_quant import ActQuant
+from f8lab.nn.link import Link
 from f8lab.quant import QuantConfig
 
 
 class Add(nn.Module):
-    """``branch + shortcut`` (the float residual addition)."""
+    """``branch + shortcut`` (the float residual addition). Its terms arrive as they are:
+    no quantizer writes them for it."""
+
+    branch_target: None = None
+    shortcut_target: None = None
 
     def forward(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         return branch + shortcut
@@ -28,48 +33,45 @@ class FixAdd(nn.Module):
     ``residual="int8"``: the branch (and a projection shortcut) has its own signed
     quantizer, with its own FL and the output's clipping level, so the add reads two
     8-bit tensors; each is rescaled to the output's units by a power of two.
+
+    Args:
+        output_quant: the quantizer of the sum (built first: the 8-bit terms share its
+            clipping level).
+        identity_quant: the block input's quantizer for an identity shortcut; None when
+            the shortcut is a projection (a conv + BN).
     """
 
-    def __init__(self, config: QuantConfig | None = None, projection: bool = False) -> None:
+    def __init__(self, config: QuantConfig, output_quant: ActQuant,
+                 identity_quant: ActQuant | None = None) -> None:
         super().__init__()
         self.branch_quant: ActQuant | None = None
         self.shortcut_quant: ActQuant | None = None
-        if config is not None and config.residual == "int8":
-            self.branch_quant = ActQuant(config, signed=True)
-            if projection:
-                self.shortcut_quant = ActQuant(config, signed=True)
-        self._identity_quant: ActQuant | None = None
-        self._output_quant: ActQuant | None = None
+        if config.residual == "int8":
+            self.branch_quant = ActQuant(config, signed=True, tied_to=output_quant)
+            if identity_quant is None:
+                self.shortcut_quant = ActQuant(config, signed=True, tied_to=output_quant)
+        self._output_quant = Link(output_quant)
+        self._identity_quant = None if identity_quant is None else Link(identity_quant)
+
+    @property
+    def output_quant(self) -> ActQuant:
+        """The quantizer of the sum."""
+        return self._output_quant.module
 
     @property
     def identity_quant(self) -> ActQuant | None:
         """The block input's quantizer for an identity shortcut; None for a projection."""
-        return self._identity_quant
+        return None if self._identity_quant is None else self._identity_quant.module
 
     @property
-    def output_quant(self) -> ActQuant:
-        """The quantizer of the sum (an error until wired)."""
-        if self._output_quant is None:
-            raise RuntimeError("FixAdd is not wired: call attach(identity_quant, output_quant)")
-        return self._output_quant
+    def branch_target(self) -> ActQuant:
+        """The quantizer whose units the branch's last conv writes in."""
+        return self.branch_quant if self.branch_quant is not None else self.output_quant
 
-    def branch_output(self, output_quant: ActQuant) -> ActQuant:
-        """The quantizer whose units the branch's last conv folds in."""
-        return self.branch_quant if self.branch_quant is not None else output_quant
-
-    def shortcut_output(self, output_quant: ActQuant) -> ActQuant:
-        """The quantizer whose units a projection shortcut's conv folds in."""
-        return self.shortcut_quant if self.shortcut_quant is not None else output_quant
-
-    def attach(self, identity_quant: ActQuant | None, output_quant: ActQuant) -> None:
-        """``identity_quant``: the block input's quantizer for an identity shortcut, None
-        for a projection; ``output_quant``: the quantizer of the sum, whose clipping level
-        the 8-bit terms share (call this after the block's own sharing is wired)."""
-        object.__setattr__(self, "_identity_quant", identity_quant)
-        object.__setattr__(self, "_output_quant", output_quant)
-        for quant in (self.branch_quant, self.shortcut_quant):
-            if quant is not None and output_quant.clipping:
-                quant.share_alpha_with(output_quant)
+    @property
+    def shortcut_target(self) -> ActQuant:
+        """The quantizer whose units a projection shortcut's conv writes in."""
+        return self.shortcut_quant if self.shortcut_quant is not None else self.output_quant
 
     def _in_output_units(self, x: torch.Tensor, quant: ActQuant | None,
                          output_scale: torch.Tensor, quantize: bool) -> torch.Tensor:
@@ -78,8 +80,9 @@ class FixAdd(nn.Module):
         return (quant(x) if quantize else x) * (quant.pass_scale() / output_scale)
 
     def forward(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-        out = self.output_quant.scale()
+        out = self.output_quant.running_scale()  # the sum's quantizer runs after this add
         branch = self._in_output_units(branch, self.branch_quant, out, True)
-        if self._identity_quant is not None:
-            return branch + self._in_output_units(shortcut, self._identity_quant, out, False)
+        identity = self.identity_quant
+        if identity is not None:
+            return branch + self._in_output_units(shortcut, identity, out, False)
         return branch + self._in_output_units(shortcut, self.shortcut_quant, out, True)

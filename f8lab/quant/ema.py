@@ -43,13 +43,9 @@ class FraclenEMA(nn.Module):
 
     def value(self) -> torch.Tensor:
         """The evaluation format as a 0-dim float tensor on the buffer's device:
-        ``clamp(round(fl))``, rounding half to even."""
+        ``clamp(round(fl))``, rounding half to even; ``int(...)`` of it for people."""
         lo, hi = fraclen_range(self.wl, self.signed)
         return self.fraclen.round().clamp(lo, hi)
-
-    def rounded(self) -> int:
-        """The evaluation format as a Python int, for people and exporters (reads the device)."""
-        return int(self.value())
 
     def extra_repr(self) -> str:
         kind = "signed" if self.signed else "unsigned"

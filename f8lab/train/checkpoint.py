@@ -20,6 +20,7 @@ from torch import nn
 
 from f8lab.baselines import AffineConfig, affine_config_of, prepare_affine_qat
 from f8lab.models import build_model
+from f8lab.models.registry import arch_of, quant_of
 from f8lab.quant import QuantConfig
 
 KIND = "f8lab-checkpoint"
@@ -48,9 +49,8 @@ def save_atomic(state: dict, path: Path) -> None:
 def model_state(model: nn.Module) -> dict:
     """What a checkpoint needs to rebuild ``model``: architecture, quant settings (F8Net's or
     torch.ao's affine ones), weights."""
-    quant, arch = getattr(model, "quant", None), getattr(model, "arch", {})
-    affine = affine_config_of(model)
-    return {"kind": KIND, "arch": dict(arch),
+    quant, affine = quant_of(model), affine_config_of(model)
+    return {"kind": KIND, "arch": dataclasses.asdict(arch_of(model)),
             "quant": dataclasses.asdict(quant) if quant is not None else None,
             "affine": dataclasses.asdict(affine) if affine is not None else None,
             "model": model.state_dict()}

@@ -23,7 +23,8 @@ from typing import Any
 import yaml
 
 from f8lab.baselines import AffineConfig
-from f8lab.models.registry import BUILDERS, STEMS
+from f8lab.models.network import STEMS
+from f8lab.models.registry import BUILDERS
 from f8lab.quant import QuantConfig
 
 PROFILES = ("quick", "default", "imagenet")

@@ -115,7 +115,7 @@ def test_identity_path_scales_differ_by_a_power_of_two():
     model.train()
     for _ in range(3):
         model(torch.rand(SHAPES["small"]))
-    ratio = (model.act1.scale() / model.layer1[1].act_out.scale()).item()
+    ratio = (model.act1.running_scale() / model.layer1[1].act_out.running_scale()).item()
     assert ratio == 2.0 ** round(torch.log2(torch.tensor(ratio)).item())
 
 

@@ -20,12 +20,16 @@ def test_fix_scaling_is_pact_for_every_fraclen(signed, bits):
     torch.manual_seed(0)
     x = torch.randn(10_000, dtype=torch.float64) * 5
     quant = ActQuant(QuantConfig(bits=bits), signed=signed).double().eval()
-    for fl in range(*fraclen_range(bits, signed)):
+    low, high = fraclen_range(bits, signed)
+    checked = []
+    for fl in range(low, high + 1):
         for alpha in (0.37, 3.0, 8.0):
             quant.ema.fraclen.fill_(fl)
             quant.alpha.data.fill_(alpha)
-            s = quant.scale()
+            s = quant.running_scale()
             assert torch.equal(s * quant(x / s), pact(x, alpha, quant.levels(), signed))
+        checked.append(int(quant.running_fraclen()))
+    assert checked == list(range(low, high + 1))  # every FL of the range, FL_max included
 
 
 @pytest.mark.parametrize("method", ["std", "grid"])
@@ -41,8 +45,8 @@ def test_with_clipping_a_batch_picks_its_fraclen_relative_to_the_running_one(met
     for running in (3, 4, 5, 6):
         quant = ActQuant(QuantConfig(fraclen=method), signed=False).double().train()
         quant.ema.fraclen.fill_(running)
-        quant(x / quant.scale())
-        offsets.add(int(quant.quant_fraclen) - running)
+        quant(x / quant.running_scale())
+        offsets.add(int(quant.batch_fraclen) - running)
     # grid search clips at 2α to spare the few large values (a walk down); the formula,
     # blind to them, clips at α / 2 (a walk up)
     assert offsets == ({-1} if method == "grid" else {1})
@@ -58,10 +62,11 @@ def test_unsigned_quantizer_is_relu_and_floating_modes():
     assert torch.equal(clipped(x), x.clamp(0, 255 / 64))
 
 
-def wired_conv(config: QuantConfig, groups: int = 1) -> tuple[FixConv2d, nn.BatchNorm2d]:
+def conv_reading_an_image(config: QuantConfig, groups: int = 1) -> tuple[FixConv2d, nn.BatchNorm2d]:
     kit = LayerKit(config)
-    conv, bn = kit.conv(4, 4, 3, groups=groups), kit.norm(4)
-    conv.attach(bn, kit.image_input(), None)  # input scale 1, output: the logits' units
+    bn = kit.norm(4)
+    # input scale 1 (the image's fixed format), output: the logits' units
+    conv = kit.conv(4, 4, 3, groups=groups, norm=bn, reads=kit.image_input(), writes=None)
     return conv, bn
 
 
@@ -71,7 +76,7 @@ def test_training_folds_batch_statistics_like_batchnorm(groups, bn_fold):
     """Without rounding, both folds are batch normalisation exactly: the running fold's
     ``z·σ_run/σ_B + (β - γμ_B/σ_B)`` too."""
     torch.manual_seed(0)
-    conv, bn = wired_conv(QuantConfig(floating=True, clipping=False, bn_fold=bn_fold), groups)
+    conv, bn = conv_reading_an_image(QuantConfig(floating=True, clipping=False, bn_fold=bn_fold), groups)
     reference_conv = nn.Conv2d(4, 4, 3, padding=1, groups=groups, bias=False)
     reference_bn = nn.BatchNorm2d(4)
     reference_conv.weight.data.copy_(conv.weight.data)
@@ -98,31 +103,38 @@ def test_gradients_reach_weights_bn_and_alpha():
 
 
 def test_grouped_convolutions_other_than_depthwise_are_refused():
+    quant = ActQuant(QuantConfig())
     with pytest.raises(NotImplementedError, match="groups=2 .* only dense .* and depthwise"):
-        FixConv2d(4, 4, 3, groups=2, config=QuantConfig())
+        FixConv2d(4, 4, 3, groups=2, config=QuantConfig(), bn=nn.BatchNorm2d(4),
+                  input_quant=quant, output_quant=None)
 
 
-def test_unwired_layer_says_so():
-    conv = FixConv2d(4, 4, 3, config=QuantConfig())
-    with pytest.raises(RuntimeError, match="not wired"):
-        conv(torch.randn(1, 4, 5, 5))
+def test_a_fixed_point_layer_refuses_float_connections():
+    kit = LayerKit(QuantConfig())
+    with pytest.raises(TypeError, match="takes a ActQuant here, got ReLU: build it with the same"):
+        kit.conv(4, 4, 3, norm=kit.norm(4), reads=nn.ReLU(), writes=None)
+    with pytest.raises(TypeError, match="folds a BatchNorm2d, got Identity"):
+        FixConv2d(4, 4, 3, config=QuantConfig(), bn=nn.Identity(), input_quant=kit.act(),
+                  output_quant=None)
 
 
 def test_sharing_needs_the_same_word_length():
-    eight, six = ActQuant(QuantConfig(), signed=True), ActQuant(QuantConfig(bits=6))
+    six = ActQuant(QuantConfig(bits=6))
     with pytest.raises(ValueError, match="share their word length"):
-        eight.share_alpha_with(six)
+        ActQuant(QuantConfig(), signed=True, tied_to=six)
 
 
 @pytest.mark.parametrize("bits", [4, 8])
 def test_a_signed_follower_of_an_unsigned_master_keeps_power_of_two_scales(bits):
     """Scales divide by the master's levels: tied tensors of either signedness stay a
     power of two apart, and the follower clips at α times the ratio of the levels."""
-    unsigned, signed = ActQuant(QuantConfig(bits=bits)), ActQuant(QuantConfig(bits=bits), signed=True)
-    signed.share_alpha_with(unsigned)
+    unsigned = ActQuant(QuantConfig(bits=bits))
+    signed = ActQuant(QuantConfig(bits=bits), signed=True, tied_to=unsigned)
     unsigned.alpha.data.fill_(3.7)
-    for fl_in, fl_out in ((5, 5), (5, 3), (2, 6)):
-        ratio = unsigned.scale(torch.tensor(float(fl_in))) / signed.scale(torch.tensor(float(fl_out)))
+    for fl_in, fl_out in ((3, 3), (3, 1), (0, 3)):  # valid at 4 bits too
+        unsigned.ema.fraclen.fill_(fl_in)
+        signed.ema.fraclen.fill_(fl_out)
+        ratio = unsigned.running_scale() / signed.running_scale()
         assert ratio.item() == 2.0 ** (fl_in - fl_out)
     levels_signed, levels_unsigned = 2 ** (bits - 1) - 1, 2**bits - 1
     assert signed.clip_level().item() == pytest.approx(3.7 * levels_signed / levels_unsigned)

@@ -129,15 +129,16 @@ def test_03_formula_agrees_with_grid_search_on_most_tensors(run_notebook):
     record = run_notebook("03_grid_search")
     summary = record["summary"]
     for row in summary:
-        assert row["worst_error_ratio"] >= 1.0 - 1e-9  # grid search is the optimum
         if row["tensors"] == "folded weight":
             assert row["agree"] >= 0.9
+            if row["formats"] == "per layer":  # the target: within 5% of grid search on every weight
+                assert row["within_5pct"] == 1.0 and row["worst_error_ratio"] <= 1.05
     overall = [row for row in summary if row["tensors"] == "all" and row["formats"] == "per layer"]
     assert len(overall) == 2 and all(row["agree"] > 0.5 for row in overall)
     # eight statistic variants ranked on the activations, best first
     assert record["agreement"]["8-bit, per layer, folded weight"] >= 0.9
     variants = record["statistics"]
-    assert len(variants) == 8 and all(row["mean_ratio"] >= 1.0 - 1e-9 for row in variants)
+    assert len(variants) == 8
     assert [row["agree"] for row in variants] == sorted((row["agree"] for row in variants), reverse=True)
 
 

@@ -57,7 +57,8 @@ def test_signed_range_is_symmetric_and_unsigned_is_relu():
 def test_matches_torch_fake_quantize_per_tensor(wl, signed):
     x = torch.randn(10_000) * 3
     qmin, qmax = int_range(wl, signed)
-    for fl in range(*fraclen_range(wl, signed)):
+    low, high = fraclen_range(wl, signed)
+    for fl in range(low, high + 1):  # every valid FL, FL_max included
         expected = torch.fake_quantize_per_tensor_affine(x, 2.0**-fl, 0, qmin, qmax)
         assert torch.equal(fix_quant(x, wl, fl, signed), expected)
         assert torch.equal(fix_quant(x, wl, torch.tensor(fl), signed), expected)

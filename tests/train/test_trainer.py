@@ -150,7 +150,7 @@ def test_fixed_point_run_records_fraclens_per_epoch(tmp_path):
     rows = list(csv.DictReader((tmp_path / "f8" / "fraclens.csv").open()))
     assert {int(r["epoch"]) for r in rows} == {1, 2}
     last = {(r["layer"], r["tensor"]): float(r["fl"]) for r in rows if r["epoch"] == "2"}
-    assert last[("conv1", "input")] == result.model.image.ema.rounded()
+    assert last[("conv1", "input")] == int(result.model.image.running_fraclen())
     assert not (tmp_path / "fp" / "fraclens.csv").exists()
 
 

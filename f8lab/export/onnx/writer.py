@@ -8,6 +8,7 @@ Formats, one target module each: ``onnx-int8`` (onnxruntime's 8-bit kernels, int
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from f8lab.export.integerize import integerize
 from f8lab.export.layer_table import layer_table
 from f8lab.export.onnx import float_network, int8, integer_float
 from f8lab.export.onnx.graph import Graph, trace
-from f8lab.models import build_model, load_float_state_dict
-from f8lab.models.registry import arch_of, quant_of
+from f8lab.models import load_float_state_dict
+from f8lab.models.network import Network
+from f8lab.models.registry import arch_of, build_arch, quant_of
 
 FORMATS = ("onnx-int8", "onnx-integer-float", "onnx-float")
 WEIGHT_FORMS = int8.WEIGHT_FORMS
@@ -30,7 +32,7 @@ OPSET = 17
 
 def float_network_of(model: nn.Module) -> nn.Module:
     """The float network a fixed-point model was built from, with its float weights."""
-    float_model = build_model(**arch_of(model))
+    float_model = build_arch(arch_of(model))
     state = {k: v for k, v in model.state_dict().items() if k in float_model.state_dict()}
     load_float_state_dict(float_model, state)
     return float_model.eval()
@@ -42,12 +44,14 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     """Write ``model`` as an ONNX file that onnxruntime runs.
 
     Args:
-        model: a calibrated fixed-point model in eval mode (for ``onnx-float``, a float
-            model or a fixed-point one, whose float network is exported).
         path: the file to write.
         format: "onnx-int8", "onnx-integer-float" or "onnx-float".
+        model: a calibrated fixed-point model in eval mode: one of f8lab's architectures, or
+            any model built from a fixed-point LayerKit (for ``onnx-float``, a float model
+            or one of f8lab's fixed-point architectures, whose float network is exported).
         example_input: an input of the size the file will see (it fixes the classifier's
-            pooling size); default: the stem's usual size.
+            pooling size); default for f8lab's architectures: the stem's usual size;
+            required for any other model.
         metadata: extra ``metadata_props`` entries (strings).
         weights: onnx-int8's kernel weights. "portable" (default): exact on every CPU,
             int8 where no pair of products can pass int16, else uint8 with zero point 128;
@@ -65,7 +69,16 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     targets = {"onnx-int8": int8.emitters(weights), "onnx-integer-float": integer_float.EMITTERS,
                "onnx-float": float_network.EMITTERS}
-    arch, quant = arch_of(model), quant_of(model)
+    quant = quant_of(model)
+    if isinstance(model, Network):
+        name, arch, size = model.arch.name, dataclasses.asdict(model.arch), model.arch.image_size
+    elif example_input is None:
+        raise ValueError(f"export_onnx needs example_input for a {type(model).__name__}: an "
+                         "input of the size the file will see")
+    else:
+        name, arch, size = type(model).__name__, None, example_input.shape[-1]
+    channels = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
+    classes = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
     props = {"format": format, "arch": json.dumps(arch),
              "input_convention": "imagenet-normalized" if quant is not None and quant.signed_input
              else "pixels/256 (round(255 x) / 256)"}
@@ -89,13 +102,12 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
         if format == "onnx-int8":
             props["weights"] = weights
     graph.nodes.append(helper.make_node("Identity", [out.name], ["logits"]))
-    size = 224 if arch["stem"] == "imagenet" else 28
     if example_input is not None:
         size = example_input.shape[-1]
     inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                            ["batch", arch["in_channels"], size, size])]
-    outputs = [helper.make_tensor_value_info("logits", out_type, ["batch", arch["num_classes"]])]
-    onnx_graph = helper.make_graph(graph.nodes, f"f8lab_{arch['name']}", inputs, outputs,
+                                            ["batch", channels, size, size])]
+    outputs = [helper.make_tensor_value_info("logits", out_type, ["batch", classes])]
+    onnx_graph = helper.make_graph(graph.nodes, f"f8lab_{name}", inputs, outputs,
                                    graph.initializers)
     opsets = [helper.make_opsetid("", OPSET)]
     if any(node.domain == "com.microsoft" for node in graph.nodes):
@@ -103,7 +115,7 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     onnx_model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="f8lab")
     onnx_model.ir_version = 8
     helper.set_model_props(onnx_model, {**props, **(metadata or {})})
-    onnx_model.graph.doc_string = (f"f8lab {format} export of {arch['name']}: input 'input' "
+    onnx_model.graph.doc_string = (f"f8lab {format} export of {name}: input 'input' "
                                    f"(N, C, H, W) float32, output 'logits'; see metadata_props")
     onnx.checker.check_model(onnx_model, full_check=True)
     path = Path(path)
