@@ -26,7 +26,7 @@ def test_train_then_eval_prints_json_last(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(TINY_CONFIG)
     main(["train", str(config), "--out", str(tmp_path / "fp")])
-    main(["train", str(config), "--out", str(tmp_path / "f8"), "--set", "quant.bits=8",
+    main(["train", str(config), "--out", str(tmp_path / "f8"), "--set", "quant.wl=8",
           "--init", str(tmp_path / "fp" / "best.pt")])
     capsys.readouterr()
     main(["eval", str(tmp_path / "f8" / "best.pt")])

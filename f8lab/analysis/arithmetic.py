@@ -142,7 +142,7 @@ def fold_steps(conv: FixConv2d, channel: int) -> pd.Series:
     }, name=f"channel {channel}", dtype=object)
 
 
-def affine_counterpart(conv: FixConv2d, step: IntegerStep, bits: int = 8) -> pd.Series:
+def affine_counterpart(conv: FixConv2d, step: IntegerStep, wl: int = 8) -> pd.Series:
     """The same layer as an affine integer network would run it (min/max-calibrated
     unsigned input and output with zero points, ReLU fused when the output is unsigned;
     symmetric per-tensor weights): its scales, the real rescale ``M = s_x·s_w/s_y`` of every
@@ -156,17 +156,17 @@ def affine_counterpart(conv: FixConv2d, step: IntegerStep, bits: int = 8) -> pd.
         s_in, s_out = (float(s) for s in conv.scales())
         weight = conv.folded(None)[0] * s_out / s_in  # W·γ/σ: the real folded weight
     fixed_in, acc = step.inputs[0], step.output
-    acc_fl = torch.as_tensor(acc.fraclen).double()
+    fl_acc = torch.as_tensor(acc.fraclen).double()
     x = fixed_in.values.double() * 2.0**-fixed_in.fraclen * s_in  # the layer's real input
-    y = acc.values.double() * torch.exp2(-acc_fl) * s_out  # its real output
+    y = acc.values.double() * torch.exp2(-fl_acc) * s_out  # its real output
     if not output_quant.signed:
         y = y.clamp(min=0)
-    top = 2**bits - 1
+    top = 2**wl - 1
     s_x, s_y = (float(v.max() - v.min().clamp(max=0)) / top for v in (x, y))
-    s_w = float(weight.abs().max()) / (2 ** (bits - 1) - 1)
+    s_w = float(weight.abs().max()) / (2 ** (wl - 1) - 1)
     m = s_x * s_w / s_y
     m0, shift = affine_multiplier(m)
-    shifts = (acc_fl - int(output_quant.running_fraclen())).long().flatten().unique()
+    shifts = (fl_acc - int(output_quant.running_fraclen())).long().flatten().unique()
     fixed_shift = fraclens(shifts[0] if len(shifts) == 1 else shifts)
     return pd.Series({
         "affine s_x (input scale)": s_x,

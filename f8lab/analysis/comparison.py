@@ -63,13 +63,13 @@ def weight_zero_shares(model: nn.Module, images: torch.Tensor) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def integer_model_bytes(model: nn.Module, bits: int) -> dict[str, int]:
+def integer_model_bytes(model: nn.Module, wl: int) -> dict[str, int]:
     """What an integer model of ``model``'s architecture stores: its convolution and
-    classifier weights packed at ``bits`` bits, and one int32 bias per output channel (the
+    classifier weights packed at ``wl`` bits, and one int32 bias per output channel (the
     folded BatchNorm). The rescale constants (a shift per layer for fixed point, an int32
     multiplier and a shift for affine) add a few bytes per layer, not counted."""
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     weights = sum(m.weight.numel() for m in layers)
     outputs = sum(m.weight.shape[0] for m in layers)
-    return {"weights": weights, "weight_bytes": -(-weights * bits // 8), "bias_bytes": 4 * outputs,
-            "total_bytes": -(-weights * bits // 8) + 4 * outputs}
+    return {"weights": weights, "weight_bytes": -(-weights * wl // 8), "bias_bytes": 4 * outputs,
+            "total_bytes": -(-weights * wl // 8) + 4 * outputs}

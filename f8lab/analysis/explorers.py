@@ -38,11 +38,9 @@ from f8lab.models.describe import quantized_layers
 from f8lab.nn import FixLinear
 from f8lab.quant import fix_quant, fraclen_grid_search
 from f8lab.quant.choose import choose_fraclen
-from f8lab.quant.formats import fraclen_range, int_range
+from f8lab.quant.formats import MAX_WORD_LENGTH, MIN_WORD_LENGTH, fraclen_range, int_range
 from f8lab.quant.formula import METRICS, coefficient
 from f8lab.quant.grid_search import grid_errors, least_error_fraclen, quant_rmse
-
-MIN_BITS, MAX_BITS = 2, 16
 
 
 def _show(output: widgets.Output, *figures) -> None:
@@ -82,7 +80,7 @@ def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
         raise ValueError("quant_explorer needs at least one tensor (see model_tensors)")
     picker = widgets.Dropdown(options=[(t.label, i) for i, t in enumerate(tensors)],
                               description="tensor", layout=widgets.Layout(width="420px"))
-    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=MAX_BITS, description="bit width")
+    wl = widgets.IntSlider(value=8, min=MIN_WORD_LENGTH, max=MAX_WORD_LENGTH, description="bit width")
     fraclen = widgets.IntSlider(value=0, description="frac. length")
     to_formula = widgets.Button(description="formula FL")
     to_grid = widgets.Button(description="grid-search FL")
@@ -94,15 +92,15 @@ def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
 
     def redraw(*_) -> None:
         t = tensor()
-        info = quantization_summary(t.values, bits.value, fraclen.value, t.signed)
-        summary.value = _summary_html(t.label, bits.value, fraclen.value, t.signed, info)
-        _show(figure, plot_quantization(t.values, bits.value, fraclen.value, t.signed))
+        info = quantization_summary(t.values, wl.value, fraclen.value, t.signed)
+        summary.value = _summary_html(t.label, wl.value, fraclen.value, t.signed, info)
+        _show(figure, plot_quantization(t.values, wl.value, fraclen.value, t.signed))
 
     def formula_fl() -> int:
-        return int(choose_fraclen(tensor().values, bits.value, tensor().signed))
+        return int(choose_fraclen(tensor().values, wl.value, tensor().signed))
 
     def set_range(*_) -> None:
-        lo, hi = fraclen_range(bits.value, tensor().signed)
+        lo, hi = fraclen_range(wl.value, tensor().signed)
         with fraclen.hold_trait_notifications():
             fraclen.min, fraclen.max = lo, hi
         start = formula_fl()
@@ -111,13 +109,13 @@ def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
         fraclen.value = start
 
     picker.observe(set_range, names="value")
-    bits.observe(set_range, names="value")
+    wl.observe(set_range, names="value")
     fraclen.observe(redraw, names="value")
     to_formula.on_click(lambda _: setattr(fraclen, "value", formula_fl()))
     to_grid.on_click(lambda _: setattr(fraclen, "value", int(
-        fraclen_grid_search(tensor().values, bits.value, tensor().signed))))
+        fraclen_grid_search(tensor().values, wl.value, tensor().signed))))
     set_range()
-    return widgets.VBox([picker, widgets.HBox([bits, fraclen, to_formula, to_grid]), summary, figure])
+    return widgets.VBox([picker, widgets.HBox([wl, fraclen, to_formula, to_grid]), summary, figure])
 
 
 def error_curve_figure(wl: int, signed: bool, sigmas: np.ndarray, samples: int, seed: int = 0):
@@ -136,21 +134,21 @@ def formula_explorer(sigmas: np.ndarray | None = None, samples: int = 2_000) -> 
     optimal-FL staircase and the fitted formula (fewer σ and samples than the full study,
     so that it redraws in about a second); ``sigmas`` default: 300 from 1e-3 to 1e3."""
     sigmas = np.logspace(-3, 3, 300) if sigmas is None else sigmas
-    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=MAX_BITS, description="bit width")
+    wl = widgets.IntSlider(value=8, min=MIN_WORD_LENGTH, max=MAX_WORD_LENGTH, description="bit width")
     kind = widgets.ToggleButtons(options=[("signed", True), ("unsigned", False)])
     caption = widgets.HTML()
     figure = widgets.Output()
 
     def redraw(*_) -> None:
-        fig, fitted = error_curve_figure(bits.value, kind.value, sigmas, samples)
+        fig, fitted = error_curve_figure(wl.value, kind.value, sigmas, samples)
         _show(figure, fig)
         kind_name = "signed" if kind.value else "unsigned"
-        caption.value = f"fitted C for {bits.value}-bit {kind_name}: <b>{fitted:.2f}</b>"
+        caption.value = f"fitted C for {wl.value}-bit {kind_name}: <b>{fitted:.2f}</b>"
 
-    bits.observe(redraw, names="value")
+    wl.observe(redraw, names="value")
     kind.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([bits, kind]), caption, figure])
+    return widgets.VBox([widgets.HBox([wl, kind]), caption, figure])
 
 
 def fraclen_choices(x: torch.Tensor, wl: int, signed: bool) -> dict[str, tuple[int, float]]:
@@ -194,25 +192,25 @@ def fraclen_choice_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
         raise ValueError("fraclen_choice_explorer needs at least one tensor (see model_tensors)")
     picker = widgets.Dropdown(options=[(t.label, i) for i, t in enumerate(tensors)],
                               description="tensor", layout=widgets.Layout(width="420px"))
-    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=MAX_BITS, description="bit width")
+    wl = widgets.IntSlider(value=8, min=MIN_WORD_LENGTH, max=MAX_WORD_LENGTH, description="bit width")
     summary = widgets.HTML()
     figure = widgets.Output()
 
     def redraw(*_) -> None:
         t = tensors[picker.value]
-        errors = grid_errors(t.values, bits.value, t.signed)
-        choices = _choices(t.values, bits.value, t.signed, errors)
+        errors = grid_errors(t.values, wl.value, t.signed)
+        choices = _choices(t.values, wl.value, t.signed, errors)
         best = choices["grid search"][1]
         summary.value = " &nbsp;|&nbsp; ".join(
             f"{method}: FL <b>{fl}</b> ({rmse / best if best > 0 else 1.0:.2f}× grid's error)"
             for method, (fl, rmse) in choices.items())
-        lo = fraclen_range(bits.value, t.signed)[0]
+        lo = fraclen_range(wl.value, t.signed)[0]
         _show(figure, fraclen_choice_figure(errors.flip(0).double().numpy(), choices, lo, t.label))
 
     picker.observe(redraw, names="value")
-    bits.observe(redraw, names="value")
+    wl.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([picker, bits]), summary, figure])
+    return widgets.VBox([widgets.HBox([picker, wl]), summary, figure])
 
 
 def training_runs(results: str | Path) -> dict[str, Path]:
@@ -245,7 +243,7 @@ def run_explorer(results: str | Path) -> widgets.VBox:
     return widgets.VBox([picker, figure])
 
 
-def accumulator_bound(weight: torch.Tensor, fl: int, wl: int,
+def accumulator_bound(weight: torch.Tensor, wl: int, fl: int,
                       input_signed: bool) -> tuple[torch.Tensor, float]:
     """A layer's integer weights at format ``(wl, fl)`` and the largest magnitude its
     accumulator can reach: every input at its largest integer with the sign of its weight,
@@ -282,20 +280,20 @@ def formats_at_width(model: nn.Module, tensors: list[ModelTensor], wl: int) -> p
     the requantization shift and the worst-case accumulator (``accumulator_bound``). At 8
     bits these are (up to the EMA's smoothing of input FLs) the model's own formats."""
     by_name = {(t.name, t.kind): t for t in tensors}
-    reader = {id(quant): name for name, _, quant in quantized_layers(model)}
+    reader = {id(quantizer): name for name, _, quantizer in quantized_layers(model)}
     rows = []
-    for name, module, quant in quantized_layers(model):
+    for name, module, quantizer in quantized_layers(model):
         if isinstance(module, FixLinear) or (name, "folded weight") not in by_name:
             continue
         weight, inputs = by_name[name, "folded weight"], by_name[name, "activation"]
-        fl_in = (int(choose_fraclen(inputs.values, wl, quant.signed)) if quant.tracked
-                 else min(int(quant.running_fraclen()), fraclen_range(wl, quant.signed)[1]))  # the image's
+        fl_in = (int(choose_fraclen(inputs.values, wl, quantizer.signed)) if quantizer.tracked
+                 else min(int(quantizer.running_fraclen()), fraclen_range(wl, quantizer.signed)[1]))  # the image's
         fl_w = int(choose_fraclen(weight.values, wl, True))
         out_quant = module.output_quant
         written = by_name.get((reader.get(id(out_quant), ""), "activation"))
         fl_out = (int(choose_fraclen(written.values, wl, out_quant.signed))
                   if written is not None and out_quant is not None else None)
-        _, bound = accumulator_bound(weight.values, fl_w, wl, quant.signed)
+        _, bound = accumulator_bound(weight.values, wl, fl_w, quantizer.signed)
         rows.append(dict(layer=name, fl_in=fl_in, fl_w=fl_w, fl_acc=fl_in + fl_w, fl_out=fl_out,
                          shift=None if fl_out is None else fl_in + fl_w - fl_out,
                          accumulator_bits=float(np.log2(max(bound, 1.0)))))
@@ -316,27 +314,27 @@ def integer_layer_explorer(model: nn.Module, images: torch.Tensor) -> widgets.VB
     weights = {t.name: t.values for t in tensors if t.kind == "folded weight"}
     signed_input = {t.name: t.signed for t in tensors if t.kind == "activation"}
     picker = widgets.Dropdown(options=layers, description="layer", layout=widgets.Layout(width="420px"))
-    bits = widgets.IntSlider(value=8, min=MIN_BITS, max=MAX_BITS, description="bit width")
+    wl = widgets.IntSlider(value=8, min=MIN_WORD_LENGTH, max=MAX_WORD_LENGTH, description="bit width")
     summary = widgets.HTML()
     figure = widgets.Output()
 
     def redraw(*_) -> None:
-        if bits.value not in by_width:
-            by_width[bits.value] = formats_at_width(model, tensors, bits.value).set_index("layer")
-        row = by_width[bits.value].loc[picker.value]
-        q, bound = accumulator_bound(weights[picker.value], int(row.fl_w), bits.value,
+        if wl.value not in by_width:
+            by_width[wl.value] = formats_at_width(model, tensors, wl.value).set_index("layer")
+        row = by_width[wl.value].loc[picker.value]
+        q, bound = accumulator_bound(weights[picker.value], wl.value, int(row.fl_w),
                                      signed_input[picker.value])
         shift = "?" if pd.isna(row["shift"]) else int(row["shift"])
         summary.value = (
-            f"<b>{picker.value}</b> at {bits.value} bits: input FL {int(row.fl_in)} "
+            f"<b>{picker.value}</b> at {wl.value} bits: input FL {int(row.fl_in)} "
             f"({'signed' if signed_input[picker.value] else 'unsigned'}), weights at FL {int(row.fl_w)} "
             f"(integers {int(q.min())}..{int(q.max())}), accumulator FL {int(row.fl_acc)}, "
             f"requantization shift {shift}; worst-case accumulator 2^{row.accumulator_bits:.1f} "
             f"({'fits' if bound < 2**31 else 'overflows'} int32, "
             f"{'exact' if bound <= 2**24 else 'not exact'} in float32)")
-        _show(figure, integer_layer_figure(q, bits.value, bound, picker.value))
+        _show(figure, integer_layer_figure(q, wl.value, bound, picker.value))
 
     picker.observe(redraw, names="value")
-    bits.observe(redraw, names="value")
+    wl.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([picker, bits]), summary, figure])
+    return widgets.VBox([widgets.HBox([picker, wl]), summary, figure])

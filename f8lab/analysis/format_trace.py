@@ -56,12 +56,12 @@ class FormatTrace:
     def attach(self, model: nn.Module) -> None:
         names = {module: name for name, module in model.named_modules()}
         watched: set[ActQuant] = set()
-        for layer, module, quant in quantized_layers(model):
+        for layer, module, quantizer in quantized_layers(model):
             module.weight_quant.register_forward_hook(
-                partial(self._record_weight, layer, names[quant]))
-            if quant.tracked and quant not in watched:
-                watched.add(quant)
-                quant.register_forward_hook(partial(self._record_input, names[quant]))
+                partial(self._record_weight, layer, names[quantizer]))
+            if quantizer.tracked and quantizer not in watched:
+                watched.add(quantizer)
+                quantizer.register_forward_hook(partial(self._record_input, names[quantizer]))
 
     def after_step(self, iteration: int, loss: torch.Tensor) -> None:
         if self._recording():
@@ -71,19 +71,19 @@ class FormatTrace:
     def _recording(self) -> bool:
         return self._iteration % self.every == 0
 
-    def _record_input(self, name: str, quant: ActQuant, args, output) -> None:
-        if quant.training and self._recording():
+    def _record_input(self, name: str, quantizer: ActQuant, args, output) -> None:
+        if quantizer.training and self._recording():
             self._formats.append(dict(
                 iteration=self._iteration, kind="input", tensor=name, reads=None,
-                fl=quant.pass_fraclen.item(), batch_fl=quant.batch_fraclen.item(),
-                clip=clip_level(quant), zero_share=float("nan")))
+                fl=quantizer.pass_fraclen.item(), batch_fl=quantizer.batch_fraclen.item(),
+                clip=clip_level(quantizer), zero_share=float("nan")))
 
-    def _record_weight(self, layer: str, reads: str, quant: WeightQuant, args,
+    def _record_weight(self, layer: str, reads: str, quantizer: WeightQuant, args,
                        output: torch.Tensor) -> None:
-        if quant.training and self._recording():
+        if quantizer.training and self._recording():
             self._formats.append(dict(
                 iteration=self._iteration, kind="weight", tensor=layer, reads=reads,
-                fl=quant.fraclen.float().mean().item(), batch_fl=float("nan"),
+                fl=quantizer.fraclen.float().mean().item(), batch_fl=float("nan"),
                 clip=float("nan"), zero_share=(output == 0).float().mean().item()))
 
     def drift(self) -> pd.DataFrame:

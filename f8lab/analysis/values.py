@@ -70,9 +70,9 @@ def model_tensors(model: nn.Module, images: torch.Tensor) -> list[ModelTensor]:
         twin(images)
     tensors = []
     with torch.no_grad():
-        for name, module, quant in quantized_layers(twin):
-            if quant in captured:
-                tensors.append(ModelTensor(name, "activation", quant.signed, captured[quant]))
+        for name, module, quantizer in quantized_layers(twin):
+            if quantizer in captured:
+                tensors.append(ModelTensor(name, "activation", quantizer.signed, captured[quantizer]))
             tensors.append(ModelTensor(name, "weight", True, module.weight.detach().clone()))
             if isinstance(module, FixConv2d):
                 tensors.append(ModelTensor(name, "folded weight", True, module.folded(None)[0]))

@@ -19,7 +19,7 @@ import contextlib
 import copy
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.ao.quantization as tq
@@ -29,35 +29,39 @@ from f8lab.models.hooks import forward_hooks
 from f8lab.models.network import Arch
 from f8lab.models.registry import arch_of, quant_of
 from f8lab.nn.residual import Add
-from f8lab.quant.formats import check_word_length
+from f8lab.quant.config import word_length
+from f8lab.settings import check_settings, setting, up_to_one
 
 ENGINE = "qnnpack"
 OBSERVERS = ("minmax",)
 
 
+def _int8_word_length(value: int) -> str | None:
+    if value > 8:
+        return "must be at most 8: torch.ao's int8 kernels hold at most 8 bits"
+    return word_length(value)
+
+
 @dataclass(frozen=True)
 class AffineConfig:
-    """torch.ao affine QAT settings: activations unsigned ``bits``-bit affine per tensor,
-    weights signed symmetric ``bits``-bit (range ±(2^(bits−1) − 1), as the fixed-point
+    """torch.ao affine QAT settings: activations unsigned ``wl``-bit affine per tensor,
+    weights signed symmetric ``wl``-bit (range ±(2^(wl−1) − 1), as the fixed-point
     weights), per tensor or per output channel."""
 
-    bits: int = 8               # word length of weights and activations, 2..8
+    wl: int = setting(8, check=_int8_word_length)  # word length of weights and activations
     per_channel: bool = False   # one weight scale per output channel
-    averaging: float = 0.01     # moving-average constant of the min/max observers
+    averaging: float = setting(0.01, check=up_to_one)  # moving-average constant of the observers
+    RENAMED: ClassVar[dict[str, str]] = {"bits": "wl"}
 
     def __post_init__(self) -> None:
-        check_word_length(self.bits)
-        if self.bits > 8:
-            raise ValueError(f"torch.ao's int8 kernels hold at most 8 bits, got bits={self.bits}")
-        if not 0.0 < self.averaging <= 1.0:
-            raise ValueError(f"averaging must be in (0, 1], got {self.averaging}")
+        check_settings(self)
 
     def qconfig(self) -> tq.QConfig:
         """The fake quantizers of activations and weights at this word length."""
-        top = 2 ** (self.bits - 1) - 1
+        top = 2 ** (self.wl - 1) - 1
         activation = tq.FakeQuantize.with_args(
             observer=tq.MovingAverageMinMaxObserver, averaging_constant=self.averaging,
-            quant_min=0, quant_max=2**self.bits - 1, dtype=torch.quint8,
+            quant_min=0, quant_max=2**self.wl - 1, dtype=torch.quint8,
             qscheme=torch.per_tensor_affine)
         if self.per_channel:
             weight = tq.FakeQuantize.with_args(

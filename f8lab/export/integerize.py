@@ -114,39 +114,39 @@ def _conv_step(conv: FixConv2d) -> IntConv2d:
     with torch.no_grad():
         weight, bias = conv.folded(None)
         weight_q = conv.weight_quant(weight)
-    w_fl = conv.weight_quant.fraclen.clone()
-    in_fl = int(conv.input_quant.running_fraclen())
-    shape = (-1, 1, 1, 1) if w_fl.dim() else ()
-    q_w = _integer_values(weight_q, w_fl.view(shape), "a weight")
-    q_b = _integer_values(bias, in_fl + w_fl, "a bias")
-    return IntConv2d(q_w, q_b, w_fl, in_fl, conv.stride[0], int(conv.padding[0]), conv.groups)
+    fl_w = conv.weight_quant.fraclen.clone()
+    fl_in = int(conv.input_quant.running_fraclen())
+    shape = (-1, 1, 1, 1) if fl_w.dim() else ()
+    q_w = _integer_values(weight_q, fl_w.view(shape), "a weight")
+    q_b = _integer_values(bias, fl_in + fl_w, "a bias")
+    return IntConv2d(q_w, q_b, fl_w, fl_in, conv.stride[0], int(conv.padding[0]), conv.groups)
 
 
 def _linear_step(linear: FixLinear, pool_size: int) -> IntLinear:
     with torch.no_grad():
         weight, bias = linear.folded(pool_size)
         weight_q = linear.weight_quant(weight)
-    w_fl = linear.weight_quant.fraclen.clone()
-    in_fl = int(linear.input_quant.running_fraclen())
-    q_w = _integer_values(weight_q, w_fl.view(-1, 1) if w_fl.dim() else w_fl, "a weight")
-    q_b = _integer_values(bias, in_fl + w_fl, "a bias")
-    return IntLinear(q_w, q_b, w_fl, in_fl, pool_size)
+    fl_w = linear.weight_quant.fraclen.clone()
+    fl_in = int(linear.input_quant.running_fraclen())
+    q_w = _integer_values(weight_q, fl_w.view(-1, 1) if fl_w.dim() else fl_w, "a weight")
+    q_b = _integer_values(bias, fl_in + fl_w, "a bias")
+    return IntLinear(q_w, q_b, fl_w, fl_in, pool_size)
 
 
-def _aligned_fraclen(quant: ActQuant | None, add: FixAdd) -> int | None:
-    """The FL at which ``quant``'s integers count in the sum's units: its own FL minus the
+def _aligned_fraclen(quantizer: ActQuant | None, add: FixAdd) -> int | None:
+    """The FL at which ``quantizer``'s integers count in the sum's units: its own FL minus the
     exponent of the scale ratio ``s / s_out`` that the fake-quant addition applies."""
-    if quant is None:
+    if quantizer is None:
         return None
-    exponent = torch.log2(quant.running_scale() / add.output_quant.running_scale()).item()
+    exponent = torch.log2(quantizer.running_scale() / add.output_quant.running_scale()).item()
     if exponent != round(exponent):  # _check refuses unshared levels; this guards the rest
         raise ValueError(f"a residual term's scale ratio 2**{exponent} is not a power of two")
-    return int(quant.running_fraclen()) - round(exponent)
+    return int(quantizer.running_fraclen()) - round(exponent)
 
 
-def _requantize_step(quant: ActQuant) -> IntRequantize:
-    cap = quant.max_value if not quant.clipping else None
-    return IntRequantize(quant.wl, int(quant.running_fraclen()), quant.signed, cap)
+def _requantize_step(quantizer: ActQuant) -> IntRequantize:
+    cap = quantizer.max_value if not quantizer.clipping else None
+    return IntRequantize(quantizer.wl, int(quantizer.running_fraclen()), quantizer.signed, cap)
 
 
 def _add_step(add: FixAdd) -> IntAdd:

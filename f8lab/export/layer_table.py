@@ -22,8 +22,8 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
     FLs are those of the last forward pass: run one batch in eval mode first.
     """
     rows = []
-    for name, module, quant in quantized_layers(model):
-        fl_in = int(quant.running_fraclen())
+    for name, module, quantizer in quantized_layers(model):
+        fl_in = int(quantizer.running_fraclen())
         fl_w = module.weight_quant.fraclen
         fl_acc = fl_in + fl_w
         if isinstance(module, FixLinear):
@@ -34,5 +34,5 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
             fl_out = int(module.output_quant.running_fraclen())
         rows.append(dict(layer=name, op=op, fl_in=fl_in, fl_w=fraclens(fl_w),
                          fl_acc=fraclens(fl_acc), fl_out=fl_out,
-                         shift=fraclens(fl_acc - fl_out), alpha=clip_level(quant)))
+                         shift=fraclens(fl_acc - fl_out), alpha=clip_level(quantizer)))
     return pd.DataFrame(rows, columns=COLUMNS)

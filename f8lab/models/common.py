@@ -8,9 +8,8 @@ from f8lab.nn import LayerKit
 
 
 class ConvBNAct(nn.Sequential):
-    """``Sequential(conv, bn, act)``, indexed like torchvision's Conv2dNormActivation; the
-    conv reads the tensor of ``reads`` and writes the tensor of its own activation,
-    ``output``."""
+    """``Sequential(conv, bn, act)``, indexed like torchvision's Conv2dNormActivation; the conv
+    reads the tensor of ``reads`` and writes that of ``output``, its activation."""
 
     def __init__(self, kit: LayerKit, reads: nn.Module, in_channels: int, out_channels: int,
                  kernel_size: int, stride: int = 1, groups: int = 1,

@@ -20,9 +20,9 @@ def fraclens(values: torch.Tensor) -> int | list[int]:
     return listed if isinstance(listed, list) else int(listed)
 
 
-def clip_level(quant: ActQuant) -> float:
+def clip_level(quantizer: ActQuant) -> float:
     """Where a quantizer clips, in the float model's units (NaN without clipping)."""
-    return quant.clip_level().item() if quant.clipping else math.nan
+    return quantizer.clip_level().item() if quantizer.clipping else math.nan
 
 
 def quantized_layers(model: nn.Module) -> Iterator[tuple[str, FixConv2d | FixLinear, ActQuant]]:
@@ -48,11 +48,11 @@ def describe(model: nn.Module) -> pd.DataFrame:
     """
     names = {module: name for name, module in model.named_modules()}
     rows = []
-    for name, module, quant in quantized_layers(model):
-        rows.append(dict(layer=name, tensor="input", wl=quant.wl, fl=int(quant.running_fraclen()),
-                         signed=quant.signed, alpha=clip_level(quant),
-                         master=names[quant.master] if quant.clipping else None,
-                         quantizer=names[quant]))
+    for name, module, quantizer in quantized_layers(model):
+        rows.append(dict(layer=name, tensor="input", wl=quantizer.wl, fl=int(quantizer.running_fraclen()),
+                         signed=quantizer.signed, alpha=clip_level(quantizer),
+                         master=names[quantizer.master] if quantizer.clipping else None,
+                         quantizer=names[quantizer]))
         rows.append(dict(layer=name, tensor="weight", wl=module.weight_quant.wl,
                          fl=fraclens(module.weight_quant.fraclen), signed=True,
                          alpha=math.nan, master=None, quantizer=None))

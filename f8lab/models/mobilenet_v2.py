@@ -28,9 +28,8 @@ INVERTED_RESIDUALS = [
 
 
 class InvertedResidual(nn.Module):
-    """Expand (1x1), depthwise (3x3), project (1x1, linear); an identity block adds its input,
-    and its output's quantizer shares the input's clipping level (also where an unsigned
-    input, a ReLU6, meets the signed output)."""
+    """Expand (1x1), depthwise (3x3), project (1x1, linear); an identity block adds its input
+    and ties its output to it (also where an unsigned input, a ReLU6, meets the signed output)."""
 
     def __init__(self, kit: LayerKit, reads: nn.Module, inp: int, oup: int, stride: int,
                  expand_ratio: int) -> None:
@@ -39,16 +38,13 @@ class InvertedResidual(nn.Module):
         self.use_res_connect = stride == 1 and inp == oup
         out_act = kit.signed_act(tied_to=reads if self.use_res_connect else None)
         add = kit.add(out=out_act, identity=reads) if self.use_res_connect else None
-        layers: list[nn.Module] = []
-        if expand_ratio != 1:
-            expand = ConvBNAct(kit, reads, inp, hidden, 1, max_value=6)
-            layers.append(expand)
-            reads = expand.output
-        depthwise = ConvBNAct(kit, reads, hidden, hidden, 3, stride, groups=hidden, max_value=6)
+        expand = [ConvBNAct(kit, reads, inp, hidden, 1, max_value=6)] if expand_ratio != 1 else []
+        depthwise = ConvBNAct(kit, expand[0].output if expand else reads, hidden, hidden, 3, stride,
+                              groups=hidden, max_value=6)
         norm = kit.norm(oup)
         project = kit.conv(hidden, oup, 1, norm=norm, reads=depthwise.output,
                            writes=out_act if add is None else add.branch_target)
-        self.conv = nn.Sequential(*layers, depthwise, project, norm)
+        self.conv = nn.Sequential(*expand, depthwise, project, norm)
         self.add = add
         self.out_act = out_act
 

@@ -2,40 +2,29 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from torch import nn
 
 from f8lab.nn import LayerKit
 from f8lab.quant import QuantConfig
+from f8lab.settings import check_settings, positive, setting
 
 STEMS = ("imagenet", "small")
-
-
-def _positive_int(what: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
 class Arch:
     """The architecture's arguments (``build_model``'s, without ``quant``)."""
 
-    name: str               # one of list_models()
-    num_classes: int = 1000  # classifier outputs
-    stem: str = "imagenet"   # "imagenet" (224x224 input) or "small" (28x28 or 32x32 input)
-    in_channels: int = 3     # image channels (1 for Fashion-MNIST)
-    width: float = 1.0       # width multiplier of every layer
+    name: str  # one of list_models()
+    num_classes: int = setting(1000, check=positive)  # classifier outputs
+    stem: str = setting("imagenet", choices=STEMS)  # "imagenet" (224x224) or "small" (28x28, 32x32)
+    in_channels: int = setting(3, check=positive)  # image channels (1 for Fashion-MNIST)
+    width: float = setting(1.0, check=positive)  # width multiplier of every layer
 
     def __post_init__(self) -> None:
-        _positive_int("num_classes", self.num_classes)
-        _positive_int("in_channels", self.in_channels)
-        if self.stem not in STEMS:
-            raise ValueError(f"unknown stem {self.stem!r}; choose one of {', '.join(STEMS)}")
-        width = self.width
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width < math.inf:
-            raise ValueError(f"width multiplier must be a positive number, got {width!r}")
+        check_settings(self)
 
     @property
     def image_size(self) -> int:
@@ -44,8 +33,7 @@ class Arch:
 
 
 class Network(nn.Module):
-    """A model built from a LayerKit: ``arch`` says what it was built as, ``quant`` its
-    QuantConfig (None for a float model). Every architecture of f8lab.models is one."""
+    """An architecture of f8lab.models: what it was built as (``arch``) and how (``quant``)."""
 
     arch: Arch
     quant: QuantConfig | None

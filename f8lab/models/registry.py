@@ -65,8 +65,7 @@ def arch_of(model: nn.Module) -> Arch:
 
 
 def quant_of(model: nn.Module) -> QuantConfig | None:
-    """The QuantConfig a model was built with: a Network's ``quant``, or for any other model
-    built from a fixed-point LayerKit, its quantizers' config; None for a float model."""
+    """The QuantConfig a model was built with (a Network's, or its quantizers'); None: float."""
     if isinstance(model, Network):
         return model.quant
     return next((m.config for m in model.modules() if isinstance(m, ActQuant)), None)

@@ -66,8 +66,7 @@ class Bottleneck(nn.Module):
         self.conv3 = kit.conv(planes, planes * 4, 1, norm=bn3, reads=act2,
                               writes=add.branch_target)
         self.bn3 = bn3
-        self.downsample = (_shortcut(kit, reads, inplanes, planes * 4, stride, add)
-                           if project else None)
+        self.downsample = _shortcut(kit, reads, inplanes, planes * 4, stride, add) if project else None
         self.add, self.act_out = add, act_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -86,16 +85,11 @@ class ResNet(Network):
         super().__init__(kit, arch)
         planes = [max(1, int(64 * arch.width * 2**i)) for i in range(4)]
         self.image = kit.image_input()
+        imagenet = arch.stem == "imagenet"
         bn1, act1 = kit.norm(planes[0]), kit.act()
-        self.maxpool: nn.Module
-        if arch.stem == "imagenet":
-            self.conv1 = kit.conv(arch.in_channels, planes[0], 7, stride=2, norm=bn1,
-                                  reads=self.image, writes=act1)
-            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        else:
-            self.conv1 = kit.conv(arch.in_channels, planes[0], 3, norm=bn1, reads=self.image,
-                                  writes=act1)
-            self.maxpool = nn.Identity()
+        self.conv1 = kit.conv(arch.in_channels, planes[0], 7 if imagenet else 3, 2 if imagenet else 1,
+                              norm=bn1, reads=self.image, writes=act1)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if imagenet else nn.Identity()
         self.bn1, self.act1 = bn1, act1
         inplanes, reads = planes[0], act1
         stages = []

@@ -7,19 +7,16 @@ The tensor that flows into an ActQuant is ``u = x / s`` with the fix scaling
 and ``s * Q_FL(u)`` equals PACT(x; α): FL places the binary point, α sets the clip. The
 layers that produce this tensor fold ``1 / s`` into their weights and biases; the layers
 that read it fold ``s`` back in. Each tensor has its own ActQuant and so its own private
-FL; tensors tied by an identity path share one α, owned by a master ActQuant (named with
-``tied_to`` when the quantizer is built), which keeps the ratio of their scales a power of
-two. The scale divides by the master's number of levels, so this holds for tied tensors of
-different signedness too (an unsigned block input and a signed block output): there the
-follower clips at α times the ratio of the levels, 127/255 for a signed follower of an
-unsigned master at 8 bit.
+FL; tensors tied by an identity path (``tied_to``) share one α, owned by a master ActQuant,
+which keeps the ratio of their scales a power of two. The scale divides by the master's
+number of levels, so this holds for tied tensors of different signedness too (an unsigned
+block input and a signed block output): there the follower clips at α times the ratio of
+the levels, 127/255 for a signed follower of an unsigned master at 8 bit.
 
-Formats within a pass (the rule every layer follows): a tensor's scale uses the running FL
-as it stands when the pass reaches the tensor. The layer that writes the tensor runs before
-its quantizer and folds ``running_scale()``; the quantizer then fixes that value as
-``pass_scale()`` before a training step moves its EMA, and the layers that read the tensor
-fold ``pass_scale()``. The tensor itself is rounded at ``batch_fraclen``: the batch's own FL
-in training, the running one in evaluation.
+Within a pass, the layer that writes a tensor runs before its quantizer and folds
+``running_scale()``; the quantizer fixes that value as ``pass_scale()`` before training moves
+its EMA, and the tensor's readers fold ``pass_scale()``. The tensor is rounded at
+``batch_fraclen``: the batch's own FL in training, the running one in evaluation.
 
 Modes: ``clipping=False`` sets s = 1 (pure fixed point); ``floating=True`` clamps like the
 quantizer but does not round (with clipping off as well: a plain ReLU, the float network).
@@ -44,27 +41,24 @@ class ActQuant(nn.Module):
         max_value: the float activation's cap (6 for ReLU6), applied when clipping is
             off; with clipping on, the learned α takes its place.
         fixed_fraclen: a fixed format with s = 1 and no α (the image input: FL 8, unsigned).
-        tied_to: a quantizer whose clipping level this one shares (clipping-level sharing:
-            the tensors of an identity path); this one keeps its own FL and signedness,
-            and clips at ``clip_level()``.
+        tied_to: a quantizer whose α this one shares (the tensors of an identity path); this
+            one keeps its own FL and signedness, and clips at ``clip_level()``.
     """
 
     def __init__(self, config: QuantConfig, signed: bool = False, max_value: float | None = None,
                  fixed_fraclen: int | None = None, tied_to: ActQuant | None = None) -> None:
         super().__init__()
         self.config, self.signed, self.max_value = config, signed, max_value
-        self.wl = config.bits
-        self.tracked = fixed_fraclen is None and config.fraclen != "fixed"
+        self.wl = config.wl
+        self.tracked = fixed_fraclen is None and config.fraclen_method != "fixed"
         self.clipping = config.clipping and fixed_fraclen is None
         init = config.input_fraclen if fixed_fraclen is None else fixed_fraclen
         assert init is not None  # QuantConfig fills input_fraclen in
         init = min(init, fraclen_range(self.wl, signed)[1])
         self.ema = FraclenEMA(self.wl, signed, init, config.ema_momentum)
-        self._master: Link[ActQuant] | None = None
-        if tied_to is not None:
-            if tied_to.wl != self.wl:
-                raise ValueError("tensors that share a clipping level must share their word length")
-            self._master = Link(tied_to.master)
+        if tied_to is not None and tied_to.wl != self.wl:
+            raise ValueError("tensors that share a clipping level must share their word length")
+        self._master = None if tied_to is None else Link(tied_to.master)
         own_alpha = self.clipping and tied_to is None
         self.alpha = nn.Parameter(torch.tensor(float(config.alpha_init))) if own_alpha else None
         # the formats of the current forward pass, as tensors on the model's device (not saved):
@@ -99,20 +93,17 @@ class ActQuant(nn.Module):
         return alpha
 
     def running_fraclen(self) -> torch.Tensor:
-        """The running format: the rounded EMA buffer (what evaluation uses), a 0-dim float
-        tensor on the model's device; ``int(...)`` of it for people and exporters."""
+        """The running format, the rounded EMA buffer (evaluation's): a 0-dim float tensor."""
         return self.ema.value()
 
     def running_scale(self) -> torch.Tensor:
         """The fix scaling ``s = 2**FL * |α| / levels`` (1 without clipping; α and levels are
-        the master's) at the running FL: what the layer writing this tensor folds in, before
-        this quantizer runs in the pass. A 0-dim tensor."""
+        the master's) at the running FL: what the layer writing this tensor folds in."""
         return self._scale_at(self.running_fraclen())
 
     def pass_scale(self) -> torch.Tensor:
-        """The scale of the tensor this quantizer produced in the current pass: what its
-        readers fold in. Fixed before the EMA moves, so it equals the ``running_scale()``
-        its writer folded."""
+        """The scale of the tensor this quantizer produced in this pass (the ``running_scale()``
+        its writer folded, fixed before the EMA moved): what its readers fold in."""
         return self._scale_at(self.pass_fraclen)
 
     def _scale_at(self, fraclen: torch.Tensor) -> torch.Tensor:
@@ -136,7 +127,7 @@ class ActQuant(nn.Module):
         fl = self.running_fraclen()
         self.pass_fraclen = fl
         if self.training and self.tracked:
-            choice = select_fraclen(u, self.wl, self.signed, self.config.fraclen,
+            choice = select_fraclen(u, self.wl, self.signed, self.config.fraclen_method,
                                     source=self.config.coefficients)
             self.finite = self.finite & choice.finite
             self.ema.update(choice.fraclen)

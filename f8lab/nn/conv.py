@@ -5,10 +5,8 @@
     y  = conv(Q(u), Q_FLw(W~)) + b~        (b~ rounded to the accumulator grid 2**-(FLx + FLw))
 
 ``s_in`` is the scale of the input tensor's ActQuant, ``s_out`` that of the tensor this
-layer produces, so ``y`` is already in the next layer's units. The layer is built with both
-quantizers and its BatchNorm (``bn``, ``input_quant``, ``output_quant``) and holds them by
-reference; in a pass the input's quantizer has run (``pass_scale()``) and the output's has
-not yet (``running_scale()``): the rule of act_quant.py. In training, μ_B and σ_B
+layer produces, so ``y`` is already in the next layer's units (in a pass: the input's
+``pass_scale()``, the output's ``running_scale()``, the rule of act_quant.py). In training, μ_B and σ_B
 are the batch statistics of ``conv(s_in · Q(u), W)`` (an extra convolution, with gradients
 through them; biased variance) and the BatchNorm module only updates its running
 statistics; in evaluation the running statistics are used.
@@ -95,14 +93,8 @@ def running_statistics(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class FixConv2d(nn.Conv2d):
-    """A fixed-point conv+BN layer.
-
-    Args:
-        bn: the BatchNorm folded into this conv (registered beside it, as torchvision's).
-        input_quant: the quantizer of the tensor this conv reads.
-        output_quant: the quantizer of the tensor it writes, whose scale its output is
-            folded to; None: the output is logits (s_out = 1).
-    """
+    """A fixed-point conv+BN layer: it folds ``bn`` (registered beside it, as torchvision's),
+    reads the tensor of ``input_quant`` and writes that of ``output_quant`` (None: logits)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, groups: int = 1, *, config: QuantConfig, bn: nn.BatchNorm2d,
@@ -140,8 +132,7 @@ class FixConv2d(nn.Conv2d):
 
     def scales(self) -> tuple[torch.Tensor, torch.Tensor | float]:
         """``(s_in, s_out)``: the input's scale in this pass and the output's (1: logits)."""
-        output_quant = self.output_quant
-        s_out = output_quant.running_scale() if output_quant is not None else 1.0
+        s_out = self.output_quant.running_scale() if self.output_quant is not None else 1.0
         return self.input_quant.pass_scale(), s_out
 
     def folded(self, x_q: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,10 +2,8 @@
 
 An architecture is written once against a kit, as torchvision passes ``norm_layer``: the
 float kit gives torch layers, the fixed-point kit gives f8lab's, with the same parameter
-names, so a float checkpoint loads into either. A block builds the quantizer of each tensor
-first (``act``, ``signed_act``, ``image_input``) and hands it to the layers that write and
-read the tensor (``conv(..., reads=, writes=)``, ``add(out=, identity=)``, ``linear(...,
-reads=)``); the float kit's quantizers are torch's activations, and its layers ignore them.
+names, so a float checkpoint loads into either. A block builds each tensor's quantizer first
+and hands it to the layers that write and read the tensor; the float kit's layers ignore them.
 """
 
 from __future__ import annotations
@@ -57,38 +55,36 @@ class LayerKit:
         return FoldedBatchNorm2d(channels) if self.fixed_point else nn.BatchNorm2d(channels)
 
     def act(self, max_value: float | None = None, tied_to: nn.Module | None = None) -> nn.Module:
-        """ReLU (or ReLU6 with ``max_value=6``); fixed point: an unsigned ActQuant.
-        ``tied_to``: the quantizer of the tensor at the other end of an identity path, whose
-        clipping level this one shares when the config shares clipping levels."""
+        """ReLU (or ReLU6 with ``max_value=6``); fixed point: an unsigned ActQuant, sharing the
+        clipping level of ``tied_to`` (an identity path's other end) if the config shares."""
         if self.fixed_point:
             return ActQuant(self.config, signed=False, max_value=max_value,
                             tied_to=self._tie(tied_to))
         return nn.ReLU6(inplace=True) if max_value == 6 else nn.ReLU(inplace=True)
 
     def signed_act(self, tied_to: nn.Module | None = None) -> nn.Module:
-        """No activation (a linear bottleneck's output); fixed point: a signed ActQuant
-        (``tied_to`` as in ``act``)."""
+        """No activation (a linear bottleneck's output); fixed point: a signed ActQuant."""
         if self.fixed_point:
             return ActQuant(self.config, signed=True, tied_to=self._tie(tied_to))
         return nn.Identity()
 
-    def _tie(self, quant: nn.Module | None) -> ActQuant | None:
-        if quant is None or not self.config.share_clipping:
+    def _tie(self, quantizer: nn.Module | None) -> ActQuant | None:
+        if quantizer is None or not self.config.share_clipping:
             return None
-        return _fixed(quant, ActQuant)
+        return _fixed(quantizer, ActQuant)
 
     def image_input(self) -> nn.Module:
         """The image's format: pixels/256 at unsigned FL 8, or signed FL 5 when normalised."""
         if not self.fixed_point:
             return nn.Identity()
         signed = self.config.signed_input
-        fraclen = min(5, self.config.bits - 1) if signed else self.config.bits
+        fraclen = min(5, self.config.wl - 1) if signed else self.config.wl
         return ActQuant(self.config, signed=signed, fixed_fraclen=fraclen)
 
     def add(self, *, out: nn.Module, identity: nn.Module | None) -> Add | FixAdd:
-        """The residual add writing the tensor of ``out``; ``identity``: the block input's
-        quantizer for an identity shortcut, None for a projection (a conv + BN). Its
-        ``branch_target`` and ``shortcut_target`` are what the convs before it write."""
+        """The residual add writing ``out``'s tensor; ``identity``: the block input's quantizer,
+        None for a projection shortcut. The convs before it write ``branch_target`` and
+        ``shortcut_target``."""
         if not self.fixed_point:
             return Add()
         identity_quant = None if identity is None else _fixed(identity, ActQuant)

@@ -11,11 +11,9 @@ from f8lab.quant import QuantConfig
 
 
 class Add(nn.Module):
-    """``branch + shortcut`` (the float residual addition). Its terms arrive as they are:
-    no quantizer writes them for it."""
+    """``branch + shortcut`` (the float residual addition); no quantizer writes its terms."""
 
-    branch_target: None = None
-    shortcut_target: None = None
+    branch_target = shortcut_target = None
 
     def forward(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         return branch + shortcut
@@ -34,11 +32,8 @@ class FixAdd(nn.Module):
     quantizer, with its own FL and the output's clipping level, so the add reads two
     8-bit tensors; each is rescaled to the output's units by a power of two.
 
-    Args:
-        output_quant: the quantizer of the sum (built first: the 8-bit terms share its
-            clipping level).
-        identity_quant: the block input's quantizer for an identity shortcut; None when
-            the shortcut is a projection (a conv + BN).
+    ``output_quant`` is the sum's quantizer (the 8-bit terms share its clipping level),
+    ``identity_quant`` the block input's for an identity shortcut, None for a projection.
     """
 
     def __init__(self, config: QuantConfig, output_quant: ActQuant,
@@ -73,11 +68,11 @@ class FixAdd(nn.Module):
         """The quantizer whose units a projection shortcut's conv writes in."""
         return self.shortcut_quant if self.shortcut_quant is not None else self.output_quant
 
-    def _in_output_units(self, x: torch.Tensor, quant: ActQuant | None,
+    def _in_output_units(self, x: torch.Tensor, quantizer: ActQuant | None,
                          output_scale: torch.Tensor, quantize: bool) -> torch.Tensor:
-        if quant is None:
+        if quantizer is None:
             return x
-        return (quant(x) if quantize else x) * (quant.pass_scale() / output_scale)
+        return (quantizer(x) if quantize else x) * (quantizer.pass_scale() / output_scale)
 
     def forward(self, branch: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         out = self.output_quant.running_scale()  # the sum's quantizer runs after this add

@@ -18,7 +18,7 @@ class WeightQuant(nn.Module):
 
     def __init__(self, config: QuantConfig, out_channels: int) -> None:
         super().__init__()
-        self.config, self.wl = config, config.bits
+        self.config, self.wl = config, config.wl
         self.dim = 0 if config.per_channel else None
         shape = (out_channels,) if config.per_channel else ()
         assert config.weight_fraclen is not None  # QuantConfig fills it in
@@ -31,10 +31,10 @@ class WeightQuant(nn.Module):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if self.config.floating:
             return weight
-        if self.config.fraclen == "fixed":
+        if self.config.fraclen_method == "fixed":
             fl = self.fraclen.to(weight.dtype)
         else:
-            choice = select_fraclen(weight, self.wl, True, self.config.fraclen, self.dim,
+            choice = select_fraclen(weight, self.wl, True, self.config.fraclen_method, self.dim,
                                     self.config.coefficients)
             fl = choice.fraclen
             # new tensors, not in-place updates (see ActQuant.forward)

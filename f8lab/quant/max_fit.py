@@ -3,7 +3,7 @@
 Earlier fixed-point work chose each tensor's format from its largest magnitude alone, so
 that nothing clips: ``FL = floor(log2(qmax / max|x|))``. One outlier then coarsens the grid
 of every other value, which is what F8Net's formula (docs/method.md §2) avoids by clipping.
-``quant.fraclen=max`` trains with this rule (weights and inputs).
+``quant.fraclen_method=max`` trains with this rule (weights and inputs).
 """
 
 from __future__ import annotations

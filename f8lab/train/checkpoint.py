@@ -22,6 +22,7 @@ from f8lab.baselines import AffineConfig, affine_config_of, prepare_affine_qat
 from f8lab.models import build_model
 from f8lab.models.registry import arch_of, quant_of
 from f8lab.quant import QuantConfig
+from f8lab.settings import upgraded
 
 KIND = "f8lab-checkpoint"
 
@@ -76,7 +77,8 @@ def load_tensors(path: str | Path) -> Any:
                 "`f8lab train` writes them") from None
         raise CheckpointError(f"{path} is damaged or not a checkpoint (not a torch.save "
                               "file of tensors)") from None
-    except (RuntimeError, EOFError, OSError) as error:
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError) as error:
+        # what torch's unpickler raises on bytes that are not a checkpoint
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"{path} cannot be read ({first}): the file is truncated, "
                               "damaged or not a checkpoint") from None
@@ -99,10 +101,10 @@ def model_from_state(state: dict) -> nn.Module:
     """Rebuild the model of a checkpoint already read by ``read_checkpoint``, in eval mode."""
     model: nn.Module
     if state.get("affine") is not None:
-        model = prepare_affine_qat(build_model(**state["arch"]), AffineConfig(**state["affine"]))
+        model = prepare_affine_qat(build_model(**state["arch"]), AffineConfig(**upgraded(AffineConfig, state["affine"])))
         model.load_state_dict(state["model"], strict=True)
         return model.eval()
-    quant = QuantConfig(**state["quant"]) if state["quant"] is not None else None
+    quant = QuantConfig(**upgraded(QuantConfig, state["quant"])) if state["quant"] is not None else None
     model = build_model(**state["arch"], quant=quant)
     model.load_state_dict(state["model"], strict=True)
     return model.eval()

@@ -13,8 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import types
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,17 @@ from f8lab.baselines import AffineConfig
 from f8lab.models.network import STEMS
 from f8lab.models.registry import BUILDERS
 from f8lab.quant import QuantConfig
+from f8lab.settings import (
+    SettingError,
+    below_one,
+    check_settings,
+    non_negative,
+    positive,
+    renamed_to,
+    resumable_keys,
+    setting,
+    upgraded,
+)
 
 PROFILES = ("quick", "default", "imagenet")
 
@@ -36,50 +45,68 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelSection:
-    name: str = "resnet18"        # one of f8lab.models.list_models()
-    stem: str = "small"           # "imagenet" (224x224) or "small" (28x28, 32x32)
-    width: float = 1.0            # width multiplier
-    num_classes: int = 10
-    in_channels: int = 1
+    name: str = setting("resnet18", choices=tuple(sorted(BUILDERS)))  # f8lab.models.list_models()
+    stem: str = setting("small", choices=STEMS)  # "imagenet" (224x224) or "small" (28x28, 32x32)
+    width: float = setting(1.0, check=positive)  # width multiplier
+    num_classes: int = setting(10, check=positive)
+    in_channels: int = setting(1, check=positive)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
 class DataSection:
-    dataset: str = "fashion_mnist"  # "fashion_mnist", "imagenet" or "synthetic"
-    root: str | None = None         # data root; None: f8lab's default (F8LAB_DATA or data/)
-    batch_size: int = 128           # per process
+    dataset: str = setting("fashion_mnist", choices=("fashion_mnist", "imagenet", "synthetic"))
+    root: str | None = setting(None, resumable=True)  # None: f8lab's default (F8LAB_DATA or data/)
+    batch_size: int = setting(128, check=positive)  # per process
     augment: bool = True            # random crop + flip (Fashion-MNIST), RandomResizedCrop (ImageNet)
     normalize: bool = False         # ImageNet mean/std normalisation instead of round(255x)/256
-    train_limit: int | None = None  # use only the first N training images (quick runs)
-    test_limit: int | None = None   # use only the first N test images
-    workers: int = 4                # DataLoader workers for ImageNet folders
+    train_limit: int | None = setting(None, check=positive)  # only the first N training images
+    test_limit: int | None = setting(None, check=positive)   # only the first N test images
+    workers: int = setting(4, check=non_negative, resumable=True)  # DataLoader workers (ImageNet)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
 class OptimSection:
-    lr: float = 0.1                 # learning rate for batch 256, scaled by total batch / 256
-    momentum: float = 0.9
+    lr: float = setting(0.1, check=positive)  # learning rate for batch 256, scaled by total batch / 256
+    momentum: float = setting(0.9, check=non_negative)
     nesterov: bool = True
-    weight_decay: float = 4e-5
-    weight_decay_on: str = "all"    # "all", "no_bn" or "no_bn_depthwise"
-    epochs: int = 10
-    warmup_epochs: float = 0.0      # linear warm-up, then the schedule
-    schedule: str = "cosine"        # "cosine" (per iteration) or "constant"
-    label_smoothing: float = 0.0
-    max_iters: int | None = None    # stop after this many iterations (tiny fine-tuning)
+    weight_decay: float = setting(4e-5, check=non_negative)
+    weight_decay_on: str = setting("all", choices=("all", "no_bn", "no_bn_depthwise"))
+    # epochs and max_iters may grow when a run is resumed
+    epochs: int = setting(10, check=positive, resumable=True)
+    warmup_epochs: float = setting(0.0, check=non_negative)  # linear warm-up, then the schedule
+    schedule: str = setting("cosine", choices=("cosine", "constant"))  # cosine: per iteration
+    label_smoothing: float = setting(0.0, check=below_one)
+    # stop after this many iterations (tiny fine-tuning)
+    max_iters: int | None = setting(None, check=positive, resumable=True)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
 class RunSection:
-    seed: int = 0
-    init: str | None = None         # float checkpoint a fixed-point run starts from, or
-                                    # "torchvision:<name>" for torchvision's pretrained weights
-    checkpoint_every: int = 200     # iterations between checkpoints inside an epoch
-    device: str = "auto"            # "auto", "cpu" or "cuda"
-    log_every: int = 50             # iterations between reads of the loss (progress bar, NaN check)
-    compile: bool = False           # put the model through torch.compile
-    memory_format: str = "auto"     # "auto" (channels_last on the CPU, contiguous on CUDA),
-                                    # "channels_last" or "contiguous"
+    seed: int = setting(0, check=non_negative)
+    # float checkpoint a fixed-point run starts from, or "torchvision:<name>" for
+    # torchvision's pretrained weights (a resumed run takes its weights from last.pt)
+    init: str | None = setting(None, resumable=True)
+    # iterations between checkpoints inside an epoch
+    checkpoint_every: int = setting(200, check=positive, resumable=True)
+    device: str = setting("auto", choices=("auto", "cpu", "cuda"), resumable=True)
+    # iterations between reads of the loss (progress bar, NaN check)
+    log_every: int = setting(50, check=positive, resumable=True)
+    compile: bool = setting(False, resumable=True)  # put the model through torch.compile
+    # "auto" (channels_last on the CPU, contiguous on CUDA), "channels_last" or "contiguous"
+    memory_format: str = setting("auto", choices=("auto", "channels_last", "contiguous"),
+                                 resumable=True)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass
@@ -95,82 +122,26 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-CHOICES = {
-    ("model", "name"): tuple(sorted(BUILDERS)),
-    ("model", "stem"): STEMS,
-    ("data", "dataset"): ("fashion_mnist", "imagenet", "synthetic"),
-    ("optim", "weight_decay_on"): ("all", "no_bn", "no_bn_depthwise"),
-    ("optim", "schedule"): ("cosine", "constant"),
-    ("run", "device"): ("auto", "cpu", "cuda"),
-    ("run", "memory_format"): ("auto", "channels_last", "contiguous"),
-}
-POSITIVE = {("model", "width"), ("model", "num_classes"), ("model", "in_channels"),
-            ("data", "batch_size"), ("data", "train_limit"), ("data", "test_limit"),
-            ("optim", "lr"), ("optim", "epochs"), ("optim", "max_iters"),
-            ("run", "checkpoint_every"), ("run", "log_every")}
-NON_NEGATIVE = {("optim", "momentum"), ("optim", "weight_decay"), ("optim", "warmup_epochs"),
-                ("data", "workers"), ("run", "seed")}
-BELOW_ONE = {("optim", "label_smoothing")}  # in [0, 1)
-# what may differ between a run and its resumption (init: the weights come from last.pt);
-# epochs and max_iters may only grow
-RESUMABLE = {("optim", "epochs"), ("optim", "max_iters"), ("run", "init"),
-             ("run", "checkpoint_every"), ("run", "log_every"), ("run", "device"),
-             ("run", "compile"), ("run", "memory_format"), ("data", "root"), ("data", "workers")}
 SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection,
             "quant": QuantConfig, "run": RunSection, "affine": AffineConfig}
 NULLABLE = ("quant", "affine")  # sections that may be null: a float run has neither
-
-
-def _check_type(value, annotation, where: str):
-    """Check ``value`` against a field's annotation; ints are accepted for floats."""
-    options = annotation if isinstance(annotation, tuple) else (annotation,)
-    for option in options:
-        if option is type(None) and value is None:
-            return value
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise ConfigError(f"{where}: must be a finite number, got {value!r}")
-            return float(value)
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option in (str, bool) and type(value) is option:
-            return value
-    names = " or ".join("null" if o is type(None) else o.__name__ for o in options)
-    raise ConfigError(f"{where}: expected {names}, got {value!r}")
-
-
-def _field_types(cls) -> dict[str, tuple]:
-    hints = typing.get_type_hints(cls)
-    types_ = {}
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        args = typing.get_args(hint) if isinstance(hint, types.UnionType) or \
-            typing.get_origin(hint) is typing.Union else (hint,)
-        types_[f.name] = args
-    return types_
+# what may differ between a run and its resumption
+RESUMABLE = {(name, key) for name, cls in SECTIONS.items() for key in resumable_keys(cls)}
 
 
 def _build_section(name: str, values: dict, source: str):
     cls = SECTIONS[name]
-    valid = _field_types(cls)
-    clean = {}
-    for key, value in values.items():
+    valid = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
         where = f"{source}: {name}.{key}"
+        if renamed_to(cls, key):
+            raise ConfigError(f"{where}: this key is now {name}.{renamed_to(cls, key)}")
         if key not in valid:
             raise ConfigError(f"{where}: unknown key; valid keys: {', '.join(valid)}")
-        value = _check_type(value, valid[key], where)
-        choices = CHOICES.get((name, key))
-        if choices and value not in choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
-        if value is not None and (name, key) in POSITIVE and not value > 0:
-            raise ConfigError(f"{where}: must be positive, got {value!r}")
-        if (name, key) in NON_NEGATIVE | BELOW_ONE and not value >= 0:
-            raise ConfigError(f"{where}: must be zero or positive, got {value!r}")
-        if (name, key) in BELOW_ONE and not value < 1:
-            raise ConfigError(f"{where}: must be below 1, got {value!r}")
-        clean[key] = value
     try:
-        return cls(**clean)
+        return cls(**values)
+    except SettingError as error:
+        raise ConfigError(f"{source}: {name}.{error.key}: {error.problem}") from None
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{source}: {name}: {error}") from None
 
@@ -258,10 +229,11 @@ def _one_scheme(config: RunConfig, source: str) -> RunConfig:
 
 def config_from_dict(tree: dict) -> RunConfig:
     """Rebuild a RunConfig saved in a checkpoint by ``RunConfig.to_dict`` (a checkpoint
-    written before the ``affine`` section existed has none)."""
-    sections: dict[str, Any] = {name: None if name in NULLABLE and values is None
-                                else _build_section(name, values, "checkpoint")
-                                for name, values in tree.items()}
+    written before the ``affine`` section existed has none; keys renamed since are renamed)."""
+    sections: dict[str, Any] = {
+        name: None if name in NULLABLE and values is None
+        else _build_section(name, upgraded(SECTIONS[name], values), "checkpoint")
+        for name, values in tree.items()}
     return _one_scheme(RunConfig(**sections), "checkpoint")
 
 

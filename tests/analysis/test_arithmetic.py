@@ -70,8 +70,8 @@ def test_one_output_by_hand_equals_the_integer_model(trained):
         assert acc == step.output.values[0, channel, row, col]
         reader = reader_of(steps, "layer2.0.conv1")
         assert isinstance(reader.module, IntRequantize)
-        acc_fl = conv.input_fraclen + int(conv.weight_fraclen)
-        out = requantize(acc.reshape(1), acc_fl, reader.output.fraclen, 8, signed=False)
+        fl_acc = conv.input_fraclen + int(conv.weight_fraclen)
+        out = requantize(acc.reshape(1), fl_acc, reader.output.fraclen, 8, signed=False)
         assert out.item() == reader.output.values[0, channel, row, col]
 
 

@@ -17,7 +17,7 @@ def _zero_first_channel_of(layer: torch.nn.Conv2d) -> None:
 
 
 def test_fixed_point_model():
-    model = calibrated("resnet18", "small", QuantConfig(bits=4))
+    model = calibrated("resnet18", "small", QuantConfig(wl=4))
     _zero_first_channel_of(model.layer1[0].conv2)
     shares = weight_zero_shares(model, pixels((4, 1, 28, 28))).set_index("layer")
     assert list(shares.index[:2]) == ["conv1", "layer1.0.conv1"] and shares.index[-1] == "fc"
@@ -34,7 +34,7 @@ def test_fixed_point_model():
 def test_affine_model_and_its_mode():
     torch.manual_seed(0)
     model = prepare_affine_qat(build_model("resnet18", 10, stem="small", in_channels=1, width=0.25),
-                               AffineConfig(bits=4))
+                               AffineConfig(wl=4))
     model(pixels((4, 1, 28, 28)))  # training mode: the observers see the data
     _zero_first_channel_of(model.network.layer1[0].conv2)
     shares = weight_zero_shares(model, pixels((4, 1, 28, 28))).set_index("layer")

@@ -110,13 +110,13 @@ def test_run_explorer_lists_the_runs_and_draws_each(tmp_path, capsys):
 
 def test_accumulator_bound_is_the_worst_case_of_the_integer_weights():
     weight = torch.tensor([[[[0.5, -0.25]]], [[[0.125, 0.0]]]])  # 2 output channels
-    q, bound = accumulator_bound(weight, 3, 8, input_signed=False)
+    q, bound = accumulator_bound(weight, 8, 3, input_signed=False)
     assert q.flatten().tolist() == [4.0, -2.0, 1.0, 0.0]
     assert bound == (4 + 2) * 255
     # a worst-case input reaches it: each input at its largest integer with its weight's sign
     x = torch.where(q[0] >= 0, 255.0, 0.0)
     assert float((q[0] * x).sum() - (q[0] * torch.where(q[0] < 0, 255.0, 0.0)).sum()) == bound
-    assert accumulator_bound(weight, 3, 8, input_signed=True)[1] == 6 * 127
+    assert accumulator_bound(weight, 8, 3, input_signed=True)[1] == 6 * 127
 
 
 @pytest.fixture(scope="module")

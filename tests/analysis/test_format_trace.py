@@ -14,7 +14,7 @@ from helpers import TINY_CONFIG
 def tiny(tmp_path, extra=()):
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY_CONFIG)
-    return load_config(path, "default", ["quant.bits=8", *extra])  # 4 steps of 16 images
+    return load_config(path, "default", ["quant.wl=8", *extra])  # 4 steps of 16 images
 
 
 def test_a_trace_records_every_tracked_input_and_every_layer(tmp_path):

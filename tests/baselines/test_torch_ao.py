@@ -49,7 +49,7 @@ def test_every_conv_is_fused_with_its_batchnorm_and_adds_are_quantized(name):
 
 
 def test_the_quantizers_hold_the_word_length():
-    model = prepare_affine_qat(_float("resnet18"), AffineConfig(bits=4, per_channel=True))
+    model = prepare_affine_qat(_float("resnet18"), AffineConfig(wl=4, per_channel=True))
     weight = model.network.layer1[0].conv1.weight_fake_quant
     activation = model.network.layer1[0].conv1.activation_post_process
     assert (weight.quant_min, weight.quant_max, weight.qscheme) == (-7, 7, torch.per_channel_symmetric)
@@ -99,7 +99,7 @@ def test_the_converted_model_holds_integers():
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="at most 8 bits"):
-        AffineConfig(bits=12)
+        AffineConfig(wl=12)
     with pytest.raises(ValueError, match="averaging"):
         AffineConfig(averaging=0)
     with pytest.raises(TypeError, match="AffineQAT"):
@@ -110,12 +110,12 @@ def test_a_run_trains_saves_loads_and_evaluates_in_both_forms(tmp_path, capsys):
     path = tmp_path / "run.yaml"
     path.write_text(TINY_CONFIG)
     main(["train", str(path), "--out", str(tmp_path / "fp")])
-    main(["train", str(path), "--out", str(tmp_path / "ao"), "--set", "affine.bits=6",
+    main(["train", str(path), "--out", str(tmp_path / "ao"), "--set", "affine.wl=6",
           "--init", str(tmp_path / "fp" / "best.pt")])
     model = load_model(tmp_path / "ao" / "last.pt")
-    assert isinstance(model, AffineQAT) and model.config == AffineConfig(bits=6)
+    assert isinstance(model, AffineQAT) and model.config == AffineConfig(wl=6)
     x = torch.rand(4, 1, 28, 28)
-    config = load_config(path, "default", ["affine.bits=6"])
+    config = load_config(path, "default", ["affine.wl=6"])
     again = train(config, tmp_path / "ao", resume=True, progress=False).model.eval()
     assert torch.equal(again(x), model(x)), "a finished run loads back as it was saved"
     capsys.readouterr()
@@ -136,9 +136,9 @@ def test_quant_and_affine_together_are_refused(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(TINY_CONFIG)
     with pytest.raises(ConfigError, match="quant and affine are both set"):
-        load_config(path, "default", ["quant.bits=8", "affine.bits=8"])
-    with pytest.raises(ConfigError, match="affine.bits"):
-        load_config(path, "default", ["affine.bits=eight"])
+        load_config(path, "default", ["quant.wl=8", "affine.wl=8"])
+    with pytest.raises(ConfigError, match="affine.wl"):
+        load_config(path, "default", ["affine.wl=eight"])
 
 
 def test_a_config_saved_before_the_affine_section_reads_back(tmp_path):
@@ -152,7 +152,7 @@ def test_a_config_saved_before_the_affine_section_reads_back(tmp_path):
 def test_the_shipped_config_trains_the_float_models_architecture():
     config = load_config("configs/fashion_mnist/resnet18_torch_ao.yaml", "quick")
     f8 = load_config("configs/fashion_mnist/resnet18_f8.yaml", "quick")
-    assert config.affine == AffineConfig(bits=8) and config.quant is None
+    assert config.affine == AffineConfig(wl=8) and config.quant is None
     assert (config.model, config.data, config.optim) == (f8.model, f8.data, f8.optim)
     int8 = convert_to_int8(prepare_affine_qat(_float("resnet18"), config.affine).eval())
     assert int8(torch.rand(2, 1, 28, 28)).shape == (2, 10)

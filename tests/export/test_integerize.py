@@ -27,8 +27,8 @@ def test_integer_carrier_is_integer_only():
     assert all(not b.is_floating_point() for b in integer.buffers())
 
 
-@pytest.mark.parametrize("quant", [QuantConfig(per_channel=True, fraclen="grid"),
-                                   QuantConfig(clipping=False), QuantConfig(bits=6)],
+@pytest.mark.parametrize("quant", [QuantConfig(per_channel=True, fraclen_method="grid"),
+                                   QuantConfig(clipping=False), QuantConfig(wl=6)],
                          ids=["per-channel-grid", "no-clipping", "6-bit"])
 def test_bit_exact_under_other_settings(quant):
     assert_bit_exact(calibrated("mobilenet_v2", "small", quant), pixels(SHAPES["small"]))

@@ -86,7 +86,7 @@ def test_files_are_valid_named_dynamic_and_documented(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
-@pytest.mark.parametrize("quant", [QuantConfig(per_channel=True, fraclen="grid"),
+@pytest.mark.parametrize("quant", [QuantConfig(per_channel=True, fraclen_method="grid"),
                                    QuantConfig(signed_input=True)], ids=["per-channel", "signed-input"])
 def test_int8_is_exact_with_per_channel_weights_and_signed_input(name, quant, tmp_path):
     model = calibrated(name, "small", quant)
@@ -104,7 +104,7 @@ def test_int8_is_exact_at_every_word_length_on_trained_formats(bits, per_channel
     weights reach 127 beside 255s: int8 weights are exact only where the CPU's kernels
     add the products in 32 bits."""
     exact_here(weights)
-    model = trained_like("resnet18", QuantConfig(bits=bits, per_channel=per_channel))
+    model = trained_like("resnet18", QuantConfig(wl=bits, per_channel=per_channel))
     x = pixels((32, 1, 28, 28))
     expected = integerize(model)(x).to(torch.int64)
     assert len(set(map(tuple, expected.tolist()))) > 16  # the inputs give different logits
@@ -207,7 +207,7 @@ def test_int8_graph_runs_8_bit_convolutions_and_exact_adds(name, by, weights, tm
 def test_8_bit_residual_exports_as_the_plain_graph_runtimes_expect(name, trained, tmp_path):
     """residual="int8": QLinearConv for every convolution, QLinearAdd for every residual
     add, no float Conv and no extra channels; both integer formats equal the integer model."""
-    quant = QuantConfig(residual="int8", bits=6 if trained else 8)
+    quant = QuantConfig(residual="int8", wl=6 if trained else 8)
     model = trained_like(name, quant) if trained else calibrated(name, "small", quant)
     path = export_onnx(model, tmp_path / "m.onnx")
     graph = onnx.load(path).graph
@@ -250,7 +250,7 @@ def test_bad_requests(tmp_path):
     with pytest.raises(ValueError, match="never calibrated"):
         export_onnx(uncalibrated, tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="12-bit model exports as onnx-integer-float"):
-        export_onnx(calibrated("resnet18", "small", QuantConfig(bits=12)), tmp_path / "m.onnx")
+        export_onnx(calibrated("resnet18", "small", QuantConfig(wl=12)), tmp_path / "m.onnx")
 
 
 def test_pairs_fit_int16_at_its_limit():
@@ -265,9 +265,9 @@ def test_pairs_fit_int16_at_its_limit():
 
 
 @pytest.mark.parametrize("name,quant", [
-    ("resnet18", QuantConfig()), ("resnet18", QuantConfig(per_channel=True, fraclen="grid")),
+    ("resnet18", QuantConfig()), ("resnet18", QuantConfig(per_channel=True, fraclen_method="grid")),
     ("resnet50", QuantConfig()), ("mobilenet_v2", QuantConfig(residual="int8")),
-    ("mobilenet_v2", QuantConfig(bits=6))], ids=["resnet18", "per-channel", "resnet50", "add8", "6-bit"])
+    ("mobilenet_v2", QuantConfig(wl=6))], ids=["resnet18", "per-channel", "resnet50", "add8", "6-bit"])
 def test_default_file_gives_no_kernel_int8_weights_a_pair_can_saturate(name, quant, tmp_path):
     """On any CPU: in the default file, a QLinearConv or MatMulInteger has int8 weights
     only where 255 times each output's two largest |w| fits int16 (so no pair of uint8 x

@@ -59,7 +59,7 @@ def test_the_float_kit_builds_the_same_network_in_torch_layers():
 
 
 @pytest.mark.parametrize("quant", [QuantConfig(), QuantConfig(residual="int8", per_channel=True),
-                                   QuantConfig(bits=4)], ids=["8-bit", "int8-residual", "4-bit"])
+                                   QuantConfig(wl=4)], ids=["8-bit", "int8-residual", "4-bit"])
 def test_a_users_architecture_integerizes_and_exports_exactly(quant, tmp_path):
     model = trained(quant)
     x = pixels(SHAPE)

@@ -11,7 +11,7 @@ from f8lab.quant import QuantConfig
 
 CONFIGS = {"float": None, "fixed, batch fold": QuantConfig(),
            "fixed, running fold": QuantConfig(bn_fold="running"),
-           "fixed, grid per channel": QuantConfig(fraclen="grid", per_channel=True),
+           "fixed, grid per channel": QuantConfig(fraclen_method="grid", per_channel=True),
            "fixed, 8-bit residual": QuantConfig(residual="int8")}
 # Tracing takes tens of seconds a model on 2 cores: the default run traces one of each
 # kind (every option on ResNet-18, every architecture in the default fixed point, the

@@ -81,7 +81,7 @@ def test_a_trained_model_can_be_copied():
 
 
 def test_per_channel_weight_formats():
-    model = from_float(small_float("mobilenet_v2", "small"), QuantConfig(per_channel=True, fraclen="grid"))
+    model = from_float(small_float("mobilenet_v2", "small"), QuantConfig(per_channel=True, fraclen_method="grid"))
     model.train()
     model(torch.rand(SHAPES["small"]))
     weights = describe(model).query("tensor == 'weight'")

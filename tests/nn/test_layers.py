@@ -19,16 +19,16 @@ def pact(x: torch.Tensor, alpha: float, levels: int, signed: bool) -> torch.Tens
 def test_fix_scaling_is_pact_for_every_fraclen(signed, bits):
     torch.manual_seed(0)
     x = torch.randn(10_000, dtype=torch.float64) * 5
-    quant = ActQuant(QuantConfig(bits=bits), signed=signed).double().eval()
+    quantizer = ActQuant(QuantConfig(wl=bits), signed=signed).double().eval()
     low, high = fraclen_range(bits, signed)
     checked = []
     for fl in range(low, high + 1):
         for alpha in (0.37, 3.0, 8.0):
-            quant.ema.fraclen.fill_(fl)
-            quant.alpha.data.fill_(alpha)
-            s = quant.running_scale()
-            assert torch.equal(s * quant(x / s), pact(x, alpha, quant.levels(), signed))
-        checked.append(int(quant.running_fraclen()))
+            quantizer.ema.fraclen.fill_(fl)
+            quantizer.alpha.data.fill_(alpha)
+            s = quantizer.running_scale()
+            assert torch.equal(s * quantizer(x / s), pact(x, alpha, quantizer.levels(), signed))
+        checked.append(int(quantizer.running_fraclen()))
     assert checked == list(range(low, high + 1))  # every FL of the range, FL_max included
 
 
@@ -43,10 +43,10 @@ def test_with_clipping_a_batch_picks_its_fraclen_relative_to_the_running_one(met
     x[:20] = 13.0  # a few values beyond α = 8: grid search clips them at 2α
     offsets = set()
     for running in (3, 4, 5, 6):
-        quant = ActQuant(QuantConfig(fraclen=method), signed=False).double().train()
-        quant.ema.fraclen.fill_(running)
-        quant(x / quant.running_scale())
-        offsets.add(int(quant.batch_fraclen) - running)
+        quantizer = ActQuant(QuantConfig(fraclen_method=method), signed=False).double().train()
+        quantizer.ema.fraclen.fill_(running)
+        quantizer(x / quantizer.running_scale())
+        offsets.add(int(quantizer.batch_fraclen) - running)
     # grid search clips at 2α to spare the few large values (a walk down); the formula,
     # blind to them, clips at α / 2 (a walk up)
     assert offsets == ({-1} if method == "grid" else {1})
@@ -119,7 +119,7 @@ def test_a_fixed_point_layer_refuses_float_connections():
 
 
 def test_sharing_needs_the_same_word_length():
-    six = ActQuant(QuantConfig(bits=6))
+    six = ActQuant(QuantConfig(wl=6))
     with pytest.raises(ValueError, match="share their word length"):
         ActQuant(QuantConfig(), signed=True, tied_to=six)
 
@@ -128,8 +128,8 @@ def test_sharing_needs_the_same_word_length():
 def test_a_signed_follower_of_an_unsigned_master_keeps_power_of_two_scales(bits):
     """Scales divide by the master's levels: tied tensors of either signedness stay a
     power of two apart, and the follower clips at α times the ratio of the levels."""
-    unsigned = ActQuant(QuantConfig(bits=bits))
-    signed = ActQuant(QuantConfig(bits=bits), signed=True, tied_to=unsigned)
+    unsigned = ActQuant(QuantConfig(wl=bits))
+    signed = ActQuant(QuantConfig(wl=bits), signed=True, tied_to=unsigned)
     unsigned.alpha.data.fill_(3.7)
     for fl_in, fl_out in ((3, 3), (3, 1), (0, 3)):  # valid at 4 bits too
         unsigned.ema.fraclen.fill_(fl_in)

@@ -1,4 +1,4 @@
-"""quant.fraclen=max: the finest FL at which the largest value fits, so that nothing clips."""
+"""quant.fraclen_method=max: the finest FL at which the largest value fits, so that nothing clips."""
 
 from __future__ import annotations
 

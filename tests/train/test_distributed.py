@@ -16,7 +16,7 @@ PROBE = Path(__file__).with_name("ddp_probe.py")
 CONFIG = TINY_MODEL + """
 data: {dataset: synthetic, batch_size: 16, train_limit: 128, test_limit: 32}
 optim: {lr: 0.1, epochs: 1, max_iters: 3}
-quant: {bits: 8}
+quant: {wl: 8}
 run: {seed: 0, device: cpu}
 """
 

@@ -15,7 +15,7 @@ from helpers import TINY_MODEL
 CONFIG = TINY_MODEL + """
 data: {dataset: synthetic, batch_size: 16, train_limit: 320, test_limit: 32, augment: true}
 optim: {lr: 0.05, epochs: 2, warmup_epochs: 0.5}
-quant: {bits: 8}
+quant: {wl: 8}
 run: {seed: 3, checkpoint_every: 3}
 """
 

@@ -36,7 +36,7 @@ def test_float_then_fixed_point_run(tmp_path):
     rows = list(csv.DictReader((tmp_path / "fp" / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert {"train_loss", "top1", "top5", "lr"} <= set(rows[0])
-    fixed = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}"])
+    fixed = tiny_config(tmp_path, ["quant.wl=8", f"run.init={tmp_path / 'fp' / 'best.pt'}"])
     result = train(fixed, tmp_path / "f8", progress=False)
     model = load_model(tmp_path / "f8" / "last.pt")
     assert model.quant is not None
@@ -47,14 +47,14 @@ def test_float_then_fixed_point_run(tmp_path):
 
 def test_fixed_point_run_starts_from_the_float_weights(tmp_path):
     train(tiny_config(tmp_path, ["optim.epochs=1"]), tmp_path / "fp", progress=False)
-    fixed = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'last.pt'}"])
+    fixed = tiny_config(tmp_path, ["quant.wl=8", f"run.init={tmp_path / 'fp' / 'last.pt'}"])
     model = make_model(fixed, fixed.run.init)
     float_model = load_model(tmp_path / "fp" / "last.pt")
     assert torch.equal(model.layer1[0].conv1.weight, float_model.layer1[0].conv1.weight)
     assert torch.equal(model.bn1.running_var, float_model.bn1.running_var)
 
 
-@pytest.mark.parametrize("quant", [[], ["quant.bits=8", "quant.per_channel=true"]])
+@pytest.mark.parametrize("quant", [[], ["quant.wl=8", "quant.per_channel=true"]])
 def test_channels_last_runs_train_as_contiguous_ones_do(tmp_path, quant):
     """The run's layout changes only the order of the float sums: on the CPU the default
     (auto) is channels_last, and a step of a contiguous run of the same config gives the
@@ -77,7 +77,7 @@ def test_channels_last_runs_train_as_contiguous_ones_do(tmp_path, quant):
 def test_init_from_a_torchvision_format_state_dict(tmp_path):
     state = build_model("resnet18", 10, stem="small", in_channels=1, width=0.125).state_dict()
     torch.save(state, tmp_path / "weights.pth")
-    config = tiny_config(tmp_path, ["quant.bits=8"])
+    config = tiny_config(tmp_path, ["quant.wl=8"])
     model = make_model(config, str(tmp_path / "weights.pth"))
     assert torch.equal(model.fc.weight, state["fc.weight"])
 
@@ -145,7 +145,7 @@ def test_resume_needs_a_checkpoint(tmp_path):
 
 def test_fixed_point_run_records_fraclens_per_epoch(tmp_path):
     train(tiny_config(tmp_path), tmp_path / "fp", progress=False)
-    fixed = tiny_config(tmp_path, ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}"])
+    fixed = tiny_config(tmp_path, ["quant.wl=8", f"run.init={tmp_path / 'fp' / 'best.pt'}"])
     result = train(fixed, tmp_path / "f8", progress=False)
     rows = list(csv.DictReader((tmp_path / "f8" / "fraclens.csv").open()))
     assert {int(r["epoch"]) for r in rows} == {1, 2}
@@ -200,7 +200,7 @@ def test_a_run_repeats_exactly_and_an_epoch_plan_depends_on_seed_and_epoch(tmp_p
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path,
                                                                            monkeypatch):
     train(tiny_config(tmp_path, ["optim.epochs=1"]), tmp_path / "fp", progress=False)
-    settings = ["quant.bits=8", f"run.init={tmp_path / 'fp' / 'best.pt'}", "run.log_every=1",
+    settings = ["quant.wl=8", f"run.init={tmp_path / 'fp' / 'best.pt'}", "run.log_every=1",
                 "run.checkpoint_every=3", "optim.schedule=constant", "optim.warmup_epochs=0",
                 "optim.epochs=1"]
     three = tiny_config(tmp_path, settings + ["optim.max_iters=3"])

@@ -104,8 +104,8 @@ class Graph:
 Emitter = Callable[..., Sym]
 
 
-def pow2(fraclen) -> np.ndarray:
-    """``2**-fraclen`` in float32 (exact: a power of two)."""
+def step_of(fraclen) -> np.ndarray:
+    """The grid step of a fractional length, ``2**-fraclen``, in float32 (exact: a power of two)."""
     return np.exp2(-np.asarray(fraclen, dtype=np.float64)).astype(np.float32)
 
 

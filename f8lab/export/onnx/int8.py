@@ -39,7 +39,7 @@ from f8lab.export.integer_ops import (
     IntMaxPool2d,
     IntRequantize,
 )
-from f8lab.export.onnx.graph import Emitter, Form, Graph, Join, PendingAdd, PendingConv, Sym, pow2
+from f8lab.export.onnx.graph import Emitter, Form, Graph, Join, PendingAdd, PendingConv, Sym, step_of
 from f8lab.export.onnx.integer_steps import (
     conv_attributes,
     eight_bit_terms,
@@ -180,7 +180,7 @@ def _qlinear_conv(graph: Graph, pending: PendingConv, out_fraclen: int, signed: 
                   weights: str) -> str:
     """QLinearConv; with a joined shortcut, the exact residual sum inside it (see join)."""
     conv, x = pending.conv, pending.source
-    w_fl = conv.weight_fraclen.numpy()
+    fl_w = conv.weight_fraclen.numpy()
     weight, bias = conv.weight.numpy().astype(np.int64), conv.bias.numpy().astype(np.int64)
     name = x.name
     if pending.join is not None:
@@ -198,9 +198,9 @@ def _qlinear_conv(graph: Graph, pending: PendingConv, out_fraclen: int, signed: 
                 source.name, graph.const([0, 0], np.int64), graph.const([2**62] * 2, np.int64),
                 graph.const([2, 3], np.int64), graph.const([stride] * 2, np.int64)], "strided")
         name = graph.op("Concat", [x.name] + [feed] * copies, "with_addend", axis=1)
-    w, w_zero = _weight_inputs(graph, weight, w_fl.shape, weights, "w")
+    w, w_zero = _weight_inputs(graph, weight, fl_w.shape, weights, "w")
     inputs = [
-        name, *_q8_params(graph, x.fraclen, x.signed), w, graph.const(pow2(w_fl), np.float32), w_zero,
+        name, *_q8_params(graph, x.fraclen, x.signed), w, graph.const(step_of(fl_w), np.float32), w_zero,
         *_q8_params(graph, out_fraclen, signed),
         graph.const(bias.astype(np.int32), np.int32, "b"),
     ]
@@ -216,19 +216,19 @@ def _dequantize(graph: Graph, x: Sym) -> Sym:
 def _qdq_conv(graph: Graph, conv: IntConv2d, x: Sym) -> Sym:
     """DequantizeLinear, Conv, in real units: the accumulator times 2**-FL_acc, exact in
     float32 while it stays below 2**24 (int8 weights, int32 bias)."""
-    w_fl = conv.weight_fraclen.numpy()
-    acc_fl = x.fraclen + w_fl
-    axis = {"axis": 0} if np.ndim(w_fl) else {}
+    fl_w = conv.weight_fraclen.numpy()
+    fl_acc = x.fraclen + fl_w
+    axis = {"axis": 0} if np.ndim(fl_w) else {}
     weight = graph.op("DequantizeLinear", [
         graph.const(conv.weight.numpy().astype(np.int8), np.int8, "w"),
-        graph.const(pow2(w_fl), np.float32), graph.const(np.zeros(w_fl.shape, np.int8), np.int8)],
+        graph.const(step_of(fl_w), np.float32), graph.const(np.zeros(fl_w.shape, np.int8), np.int8)],
         "w_real", **axis)
     bias = graph.op("DequantizeLinear", [
         graph.const(conv.bias.numpy().astype(np.int32), np.int32, "b"),
-        graph.const(pow2(acc_fl) * np.ones(conv.bias.shape, np.float32), np.float32),
+        graph.const(step_of(fl_acc) * np.ones(conv.bias.shape, np.float32), np.float32),
         graph.const(np.zeros(conv.bias.shape, np.int32), np.int32)], "b_real", axis=0)
     out = graph.op("Conv", [_dequantize(graph, x).name, weight, bias], "conv", **conv_attributes(conv))
-    return Sym(out, acc_fl, Form.REAL)
+    return Sym(out, fl_acc, Form.REAL)
 
 
 def _real_sum(graph: Graph, a: Sym, b: Sym) -> Sym:

@@ -91,8 +91,8 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     else:
         if quant is None:
             raise ValueError(f"{format} needs a fixed-point model; a float model exports as onnx-float")
-        if format == "onnx-int8" and quant.bits > 8:
-            raise ValueError(f"onnx-int8 carries 8-bit tensors; a {quant.bits}-bit model exports "
+        if format == "onnx-int8" and quant.wl > 8:
+            raise ValueError(f"onnx-int8 carries 8-bit tensors; a {quant.wl}-bit model exports "
                              "as onnx-integer-float")
         integer = integerize(model, example_input)
         out = trace(integer.body, targets[format], graph)
