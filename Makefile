@@ -21,7 +21,7 @@ README_FIGURES := 01_activations 02_error_curves_signed 03_formula_vs_grid 04_re
 help:
 	@echo "make test          set up .venv (versions of constraints.txt) and data, lint, run the test"
 	@echo "                   suite (notebooks in the quick profile)"
-	@echo "make lint          ruff (lint, import order) and mypy"
+	@echo "make lint          ruff (lint, import order, formatting) and mypy"
 	@echo "make demo          set up, run every notebook with papermill (PROFILE=default|quick)"
 	@echo "make lab           open JupyterLab on notebooks/"
 	@echo "make test-slow     the slow checks kept out of the default run (the full matrices)"
@@ -67,6 +67,7 @@ $(EMULATOR):
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check f8lab tests benchmarks data_scripts
+	$(VENV)/bin/ruff format --check f8lab tests benchmarks data_scripts
 	$(VENV)/bin/mypy
 
 test: lint $(INSTALLED) $(DATA) $(BROWSER) $(EMULATOR)

@@ -40,8 +40,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     x = (torch.randn(args.numel) * 2).requires_grad_()
-    print(f"tensor: {args.numel:,} float32 elements, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}")
+    print(
+        f"tensor: {args.numel:,} float32 elements, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}"
+    )
     for signed in (True, False):
         for step in (step_fix_quant, step_torch):  # warm-up
             timed(step, x, signed)
@@ -51,8 +53,11 @@ def main() -> None:
             theirs.append(timed(step_torch, x, signed))
         ours_ms, theirs_ms = 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
         kind = "signed  " if signed else "unsigned"
-        print(f"{kind} fix_quant fwd+bwd {ours_ms:7.1f} ms, torch.fake_quantize fwd+bwd "
-              f"{theirs_ms:7.1f} ms: ratio {ours_ms / theirs_ms:.3f} (target <= 1.0)")
+        print(
+            f"{kind} fix_quant fwd+bwd {ours_ms:7.1f} ms, torch.fake_quantize fwd+bwd "
+            f"{theirs_ms:7.1f} ms: ratio {ours_ms / theirs_ms:.3f} (target <= 1.0)"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -84,9 +84,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 28], choices=sorted(STEMS))
     args = parser.parse_args()
-    print(f"CPU {cpu_flags()}; onnxruntime {ort.__version__}, uint8 x int8 kernels "
-          f"{'saturate pairs' if int8_weights_saturate() else 'exact'} here; "
-          f"{args.threads} threads, median of {args.repeats} runs")
+    print(
+        f"CPU {cpu_flags()}; onnxruntime {ort.__version__}, uint8 x int8 kernels "
+        f"{'saturate pairs' if int8_weights_saturate() else 'exact'} here; "
+        f"{args.threads} threads, median of {args.repeats} runs"
+    )
     folder = Path(tempfile.mkdtemp())
     for size in args.sizes:
         channels = STEMS[size][1]
@@ -97,29 +99,39 @@ def main() -> None:
             eight_bit_add = calibrated_model(name, QuantConfig(residual="int8"), size)
             files = {"fp32": export_onnx(int32_add, f"{stem}_fp32.onnx", "onnx-float")}
             for weights in WEIGHT_FORMS:
-                files[f"8-bit add {weights}"] = export_onnx(eight_bit_add, f"{stem}_add8_{weights}.onnx",
-                                                            weights=weights)
+                files[f"8-bit add {weights}"] = export_onnx(
+                    eight_bit_add, f"{stem}_add8_{weights}.onnx", weights=weights
+                )
             files["8-bit add portable without Clips (not exact)"] = without_clips(files["8-bit add portable"])
             for weights in ("portable", "s8"):
-                files[f"int32 add {weights}"] = export_onnx(int32_add, f"{stem}_add32_{weights}.onnx",
-                                                            weights=weights)
-            calibration = (torch.randint(0, 256, (8, channels, size, size), generator=torch.Generator()
-                                         .manual_seed(1)).float() / 256).numpy()
+                files[f"int32 add {weights}"] = export_onnx(
+                    int32_add, f"{stem}_add32_{weights}.onnx", weights=weights
+                )
+            calibration = (
+                torch.randint(
+                    0, 256, (8, channels, size, size), generator=torch.Generator().manual_seed(1)
+                ).float()
+                / 256
+            ).numpy()
             for reduce_range in (False, True):
                 label = "quantize_static" + (" reduce_range" if reduce_range else "")
-                files[label] = ort_static_quantize(files["fp32"], f"{stem}_qdq_{reduce_range}.onnx",
-                                                   calibration, reduce_range)
-            print(f"{tag}: int8-weight kernels in the portable files: 8-bit add "
-                  f"{int8_weight_kernels(files['8-bit add portable'])}, int32 add "
-                  f"{int8_weight_kernels(files['int32 add portable'])}")
+                files[label] = ort_static_quantize(
+                    files["fp32"], f"{stem}_qdq_{reduce_range}.onnx", calibration, reduce_range
+                )
+            print(
+                f"{tag}: int8-weight kernels in the portable files: 8-bit add "
+                f"{int8_weight_kernels(files['8-bit add portable'])}, int32 add "
+                f"{int8_weight_kernels(files['int32 add portable'])}"
+            )
             for batch in (1, 8):
                 x = (torch.randint(0, 256, (batch, channels, size, size)).float() / 256).numpy()
                 ms = time_onnx(files, x, args.repeats, args.threads)
                 peer = ms["quantize_static"]
                 print(f"{tag} batch {batch} (ms; x = quantize_static's time / this one's):")
                 for label, t in ms.items():
-                    print(f"    {label:46s} {t:8.2f} ms  {peer / t:5.2f}x  (fp32 / this "
-                          f"{ms['fp32'] / t:.2f}x)")
+                    print(
+                        f"    {label:46s} {t:8.2f} ms  {peer / t:5.2f}x  (fp32 / this {ms['fp32'] / t:.2f}x)"
+                    )
 
 
 if __name__ == "__main__":

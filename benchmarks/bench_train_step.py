@@ -56,13 +56,13 @@ def contenders(float_model: nn.Module, compile_models: bool) -> dict[str, tuple[
     if compile_models:
         rows["float, compiled"] = (copy.deepcopy(float_model), True)
         for fold in ("batch", "running"):
-            rows[f"f8lab {fold} fold, compiled"] = (
-                from_float(float_model, QuantConfig(bn_fold=fold)), True)
+            rows[f"f8lab {fold} fold, compiled"] = (from_float(float_model, QuantConfig(bn_fold=fold)), True)
     return rows
 
 
-def time_steps(rows: dict[str, tuple[nn.Module, bool]], images: torch.Tensor,
-               labels: torch.Tensor, repeats: int) -> dict[str, float]:
+def time_steps(
+    rows: dict[str, tuple[nn.Module, bool]], images: torch.Tensor, labels: torch.Tensor, repeats: int
+) -> dict[str, float]:
     """Median step time in ms of each row, the rows taking turns step by step; a compiled
     row whose compilation fails is reported and dropped from ``rows``."""
     steps = {}
@@ -75,8 +75,11 @@ def time_steps(rows: dict[str, tuple[nn.Module, bool]], images: torch.Tensor,
         except Exception as error:  # a compiler failure costs its row, not the run
             if not compiled:
                 raise
-            print(f"  {name}: compilation failed ({type(error).__name__}: "
-                  f"{str(error).splitlines()[0][:200]}); row dropped", flush=True)
+            print(
+                f"  {name}: compilation failed ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200]}); row dropped",
+                flush=True,
+            )
             del rows[name]
             continue
         steps[name] = step
@@ -94,8 +97,10 @@ def report(medians: dict[str, float], repeats: int) -> None:
         if name.endswith("compiled") and "float, compiled" in medians:
             line += f"  {ms / medians['float, compiled']:5.2f}x compiled float"
         print(line)
-    print(f"(median of {repeats} steps each; targets: f8lab batch fold <= 2.0x float, "
-          "running fold <= torch.ao QAT's ratio)")
+    print(
+        f"(median of {repeats} steps each; targets: f8lab batch fold <= 2.0x float, "
+        "running fold <= torch.ao QAT's ratio)"
+    )
 
 
 def main() -> None:
@@ -104,20 +109,25 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-compile", action="store_true", help="eager rows only")
-    parser.add_argument("--channels-last", action="store_true",
-                        help="every model and the images in channels_last")
+    parser.add_argument(
+        "--channels-last", action="store_true", help="every model and the images in channels_last"
+    )
     args = parser.parse_args()
     layout = torch.channels_last if args.channels_last else torch.contiguous_format
     torch.manual_seed(0)
-    images = (torch.randint(0, 256, (args.batch, 1, 28, 28)).float() / 256).contiguous(
-        memory_format=layout)
+    images = (torch.randint(0, 256, (args.batch, 1, 28, 28)).float() / 256).contiguous(memory_format=layout)
     labels = torch.randint(0, 10, (args.batch,))
     float_model = build_model("resnet18", 10, stem="small", in_channels=1, width=args.width)
-    print(f"resnet18 small stem, width {args.width}, batch {args.batch}x1x28x28, "
-          f"{'channels_last' if args.channels_last else 'contiguous'}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
-    rows = {name: (model.to(memory_format=layout), compiled)
-            for name, (model, compiled) in contenders(float_model, not args.no_compile).items()}
+    print(
+        f"resnet18 small stem, width {args.width}, batch {args.batch}x1x28x28, "
+        f"{'channels_last' if args.channels_last else 'contiguous'}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+        flush=True,
+    )
+    rows = {
+        name: (model.to(memory_format=layout), compiled)
+        for name, (model, compiled) in contenders(float_model, not args.no_compile).items()
+    }
     report(time_steps(rows, images, labels, args.repeats), args.repeats)
 
 

@@ -59,8 +59,11 @@ def study_model(compile_models: bool, steps: int) -> None:
         step = make_step(model, images, labels, compiled)
         step()
         torch.cuda.synchronize()
-        print(f"{name:30s} GPU busy {gpu_busy_ms(step, steps):6.2f} ms/step, "
-              f"host syncs {host_syncs(step, steps):5.1f}/step", flush=True)
+        print(
+            f"{name:30s} GPU busy {gpu_busy_ms(step, steps):6.2f} ms/step, "
+            f"host syncs {host_syncs(step, steps):5.1f}/step",
+            flush=True,
+        )
 
 
 def imagenet_shape(batch: int, compile_models: bool, steps: int) -> None:

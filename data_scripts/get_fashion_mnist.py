@@ -1,6 +1,6 @@
 """Get Fashion-MNIST (Debian's package, its folder, or torchvision's downloader) and verify it.
 
-    python data_scripts/get_fashion_mnist.py [--root DIR] [--no-download]
+python data_scripts/get_fashion_mnist.py [--root DIR] [--no-download]
 """
 
 import argparse
@@ -12,10 +12,15 @@ from f8lab.data.fashion_mnist import install, raw_folder
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Get and verify Fashion-MNIST.")
-    parser.add_argument("--root", type=Path, default=default_data_root(),
-                        help="data root (default: %(default)s; or set F8LAB_DATA)")
-    parser.add_argument("--no-download", action="store_true",
-                        help="use local copies only, never the internet")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=default_data_root(),
+        help="data root (default: %(default)s; or set F8LAB_DATA)",
+    )
+    parser.add_argument(
+        "--no-download", action="store_true", help="use local copies only, never the internet"
+    )
     args = parser.parse_args()
     try:
         root = install(args.root, allow_download=not args.no_download)

@@ -31,8 +31,7 @@ from f8lab.train.config import PROFILES, RESUMABLE, config_from_dict
 from f8lab.train.data import make_batches
 from f8lab.train.run_folder import RunFolderError
 
-BAD_INPUT = (ConfigError, DataError, CheckpointError, RunFolderError, OSError, ValueError,
-             TypeError)
+BAD_INPUT = (ConfigError, DataError, CheckpointError, RunFolderError, OSError, ValueError, TypeError)
 
 EVAL_MODES = ("float", "fake", "integer", "onnx")
 
@@ -54,17 +53,18 @@ def _eval_config(args: argparse.Namespace, saved: dict):
 
 def _refuse_affine(state: dict, what: str) -> None:
     if state.get("affine") is not None:
-        raise ValueError(f"this is a torch.ao affine QAT checkpoint; {what} covers f8lab's "
-                         "float and fixed-point models: evaluate it with --mode fake or "
-                         "--mode integer (torch.ao's int8 model)")
+        raise ValueError(
+            f"this is a torch.ao affine QAT checkpoint; {what} covers f8lab's "
+            "float and fixed-point models: evaluate it with --mode fake or "
+            "--mode integer (torch.ao's int8 model)"
+        )
 
 
 def _eval_onnx(args: argparse.Namespace) -> dict:
     if args.checkpoint.suffix == ".onnx":
         model = OnnxModel(args.checkpoint)
         if "config" not in model.metadata:
-            raise ValueError(f"{args.checkpoint} records no run config: export it with "
-                             "`f8lab export`")
+            raise ValueError(f"{args.checkpoint} records no run config: export it with `f8lab export`")
         config = _eval_config(args, json.loads(model.metadata["config"]))
         return evaluate(model, make_batches(config, False))
     state = read_checkpoint(args.checkpoint)
@@ -84,10 +84,11 @@ def _eval(args: argparse.Namespace) -> None:
     fixed = state["quant"] is not None or state.get("affine") is not None
     mode = args.mode or ("fake" if fixed else "float")
     if (mode != "float") != fixed:
-        kind = ("torch.ao affine" if state.get("affine") is not None else "fixed-point") \
-            if fixed else "float"
-        raise ValueError(f"{args.checkpoint} is a {kind} checkpoint; --mode {mode} "
-                         f"needs a {'float' if fixed else 'fixed-point'} one")
+        kind = ("torch.ao affine" if state.get("affine") is not None else "fixed-point") if fixed else "float"
+        raise ValueError(
+            f"{args.checkpoint} is a {kind} checkpoint; --mode {mode} "
+            f"needs a {'float' if fixed else 'fixed-point'} one"
+        )
     config = _eval_config(args, state["config"])
     model = model_from_state(state)
     if mode == "integer" and isinstance(model, AffineQAT):  # torch.ao's int8 model
@@ -100,62 +101,98 @@ def _eval(args: argparse.Namespace) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     if args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a folder; name the file to write, e.g. "
-                         f"{args.out / 'model.onnx'}")
+        raise ValueError(
+            f"--out {args.out} is a folder; name the file to write, e.g. {args.out / 'model.onnx'}"
+        )
     state = read_checkpoint(args.checkpoint)
     _refuse_affine(state, "`f8lab export`")
-    path = export_onnx(model_from_state(state), args.out, args.format,
-                       metadata={"config": json.dumps(state["config"])}, weights=args.weights)
+    path = export_onnx(
+        model_from_state(state),
+        args.out,
+        args.format,
+        metadata={"config": json.dumps(state["config"])},
+        weights=args.weights,
+    )
     weights = {"weights": args.weights} if args.format == "onnx-int8" else {}
     print(json.dumps({"format": args.format, **weights, "out": str(path)}))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="f8lab", description="F8Net fixed-point study kit.",
+        prog="f8lab",
+        description="F8Net fixed-point study kit.",
         epilog="exit codes: 0 done, 2 bad input (the message names the file or key and the "
-        "fix), 1 a run stopped on a non-finite loss or format, 130 interrupted")
+        "fix), 1 a run stopped on a non-finite loss or format, 130 interrupted",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("train", help="train a float or fixed-point model from a config",
-                            description="Train from a YAML config; writes OUT/last.pt, "
-                            "OUT/best.pt and OUT/metrics.csv.")
+    p = commands.add_parser(
+        "train",
+        help="train a float or fixed-point model from a config",
+        description="Train from a YAML config; writes OUT/last.pt, OUT/best.pt and OUT/metrics.csv.",
+    )
     p.add_argument("config", help="YAML config, e.g. configs/fashion_mnist/resnet18_fp.yaml")
-    p.add_argument("--profile", choices=PROFILES, default="default",
-                   help="size profile (default: %(default)s)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a value, e.g. --set optim.epochs=3 (repeatable)")
+    p.add_argument(
+        "--profile", choices=PROFILES, default="default", help="size profile (default: %(default)s)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value, e.g. --set optim.epochs=3 (repeatable)",
+    )
     p.add_argument("--out", type=Path, help="output folder (default: results/PROFILE/CONFIG)")
-    p.add_argument("--init", help="float checkpoint (or torchvision:NAME) to start from; "
-                   "overrides run.init")
+    p.add_argument("--init", help="float checkpoint (or torchvision:NAME) to start from; overrides run.init")
     again = p.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="continue the run in OUT from OUT/last.pt, with the run's config: "
-                       "only " + ", ".join(f"{s}.{k}" for s, k in sorted(RESUMABLE)) +
-                       " may change (epochs and max_iters only upward)")
-    again.add_argument("--overwrite", action="store_true",
-                       help="delete the run OUT holds and train afresh (without --resume or "
-                       "--overwrite, a folder that holds a run is refused)")
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT from OUT/last.pt, with the run's config: "
+        "only "
+        + ", ".join(f"{s}.{k}" for s, k in sorted(RESUMABLE))
+        + " may change (epochs and max_iters only upward)",
+    )
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run OUT holds and train afresh (without --resume or "
+        "--overwrite, a folder that holds a run is refused)",
+    )
     p.set_defaults(run=_train)
-    p = commands.add_parser("eval", help="evaluate a checkpoint or an exported ONNX file; "
-                            "prints JSON as its last line",
-                            description="Evaluate on the run's test set.")
+    p = commands.add_parser(
+        "eval",
+        help="evaluate a checkpoint or an exported ONNX file; prints JSON as its last line",
+        description="Evaluate on the run's test set.",
+    )
     p.add_argument("checkpoint", type=Path, help="a checkpoint, or a file from `f8lab export`")
-    p.add_argument("--mode", choices=EVAL_MODES,
-                   help="float, fake (fake-quant simulation), integer (the integer-only model) "
-                   "or onnx (onnxruntime; an .onnx file always is); default: from the checkpoint")
+    p.add_argument(
+        "--mode",
+        choices=EVAL_MODES,
+        help="float, fake (fake-quant simulation), integer (the integer-only model) "
+        "or onnx (onnxruntime; an .onnx file always is); default: from the checkpoint",
+    )
     p.add_argument("--profile", choices=PROFILES, help="evaluate with this profile of --config")
     p.add_argument("--config", help="the YAML config whose profile to use")
     p.set_defaults(run=_eval)
-    p = commands.add_parser("export", help="export a checkpoint to ONNX",
-                            description="Write an ONNX file that onnxruntime runs.")
+    p = commands.add_parser(
+        "export", help="export a checkpoint to ONNX", description="Write an ONNX file that onnxruntime runs."
+    )
     p.add_argument("checkpoint", type=Path)
-    p.add_argument("--format", choices=FORMATS, default="onnx-int8",
-                   help="onnx-int8 (int8 kernels), onnx-integer-float (integer values in "
-                   "float32) or onnx-float (the float network); default: %(default)s")
-    p.add_argument("--weights", choices=WEIGHT_FORMS, default="portable",
-                   help="onnx-int8's kernel weights: portable (exact on every CPU), s8 (int8 "
-                   "everywhere: faster, exact on x86-64 with VNNI and on ARM64) or u8; "
-                   "default: %(default)s")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="onnx-int8",
+        help="onnx-int8 (int8 kernels), onnx-integer-float (integer values in "
+        "float32) or onnx-float (the float network); default: %(default)s",
+    )
+    p.add_argument(
+        "--weights",
+        choices=WEIGHT_FORMS,
+        default="portable",
+        help="onnx-int8's kernel weights: portable (exact on every CPU), s8 (int8 "
+        "everywhere: faster, exact on x86-64 with VNNI and on ARM64) or u8; "
+        "default: %(default)s",
+    )
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     p.set_defaults(run=_export)
     return parser

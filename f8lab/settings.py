@@ -27,12 +27,18 @@ class SettingError(ValueError):
         self.key, self.problem = key, problem
 
 
-def setting(default: Any = dataclasses.MISSING, *, choices: tuple = (), check: Check | None = None,
-            resumable: bool = False) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    choices: tuple = (),
+    check: Check | None = None,
+    resumable: bool = False,
+) -> Any:
     """A dataclass field with its checks: ``choices`` (the valid values), ``check`` (a test
     of the value), ``resumable`` (a resumed run may give it another value)."""
-    return dataclasses.field(default=default,
-                             metadata={"choices": choices, "check": check, "resumable": resumable})
+    return dataclasses.field(
+        default=default, metadata={"choices": choices, "check": check, "resumable": resumable}
+    )
 
 
 def positive(value: float) -> str | None:

@@ -10,9 +10,13 @@ from f8lab.export.onnx.run import int8_weights_saturate
 
 
 def pytest_addoption(parser):
-    parser.addoption("--onnxruntime-cpu", default=None, metavar="MODEL",
-                     help="run onnxruntime's kernels on this emulated CPU model (qemu-x86_64 "
-                          "-cpu MODEL), e.g. Haswell: AVX2 without VNNI")
+    parser.addoption(
+        "--onnxruntime-cpu",
+        default=None,
+        metavar="MODEL",
+        help="run onnxruntime's kernels on this emulated CPU model (qemu-x86_64 "
+        "-cpu MODEL), e.g. Haswell: AVX2 without VNNI",
+    )
 
 
 @contextlib.contextmanager

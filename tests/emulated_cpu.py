@@ -54,10 +54,16 @@ def _receive(stream: BinaryIO) -> object:
 class _Worker:
     def __init__(self, cpu: str) -> None:
         self.log = tempfile.TemporaryFile()
-        command = [QEMU, "-cpu", cpu + (UNEMULATED if cpu.startswith("Haswell") else ""),
-                   sys.executable, str(Path(__file__).resolve())]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self.log)
+        command = [
+            QEMU,
+            "-cpu",
+            cpu + (UNEMULATED if cpu.startswith("Haswell") else ""),
+            sys.executable,
+            str(Path(__file__).resolve()),
+        ]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log
+        )
 
     def ask(self, request: dict) -> object:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -66,8 +72,9 @@ class _Worker:
             kind, value = _receive(self.process.stdout)  # type: ignore[misc]
         except (EOFError, BrokenPipeError):
             self.log.seek(0)
-            raise RuntimeError("the emulated onnxruntime worker failed:\n"
-                               + self.log.read().decode(errors="replace")[-4000:]) from None
+            raise RuntimeError(
+                "the emulated onnxruntime worker failed:\n" + self.log.read().decode(errors="replace")[-4000:]
+            ) from None
         if kind == "error":
             raise RuntimeError(f"onnxruntime on the emulated CPU: {value}")
         return value
@@ -99,8 +106,7 @@ def emulate(cpu: str) -> Callable[[], None]:
                     self._entries[key] = sess_options.get_session_config_entry(key)
                 except (AttributeError, RuntimeError):
                     pass
-            self._id = worker.ask({"load": self._model, "threads": self._threads,
-                                   "entries": self._entries})
+            self._id = worker.ask({"load": self._model, "threads": self._threads, "entries": self._entries})
 
         def run(self, output_names, input_feed, run_options=None):
             return worker.ask({"session": self._id, "outputs": output_names, "feed": input_feed})
@@ -131,8 +137,9 @@ def _serve() -> None:
                 options.intra_op_num_threads = request["threads"]
                 for key, value in request["entries"].items():
                     options.add_session_config_entry(key, value)
-                sessions.append(ort.InferenceSession(request["load"], options,
-                                                     providers=["CPUExecutionProvider"]))
+                sessions.append(
+                    ort.InferenceSession(request["load"], options, providers=["CPUExecutionProvider"])
+                )
                 answer: tuple = ("ok", len(sessions) - 1)
             else:
                 session = sessions[request["session"]]

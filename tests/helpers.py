@@ -13,9 +13,12 @@ SHAPES = {"imagenet": (2, 3, 224, 224), "small": (4, 1, 28, 28)}
 WIDTHS = {"resnet18": 0.25, "resnet50": 0.125, "mobilenet_v1": 0.25, "mobilenet_v2": 0.5}
 # a tiny float run on synthetic data: the CLI's, the trainer's and the bad-input tests' base
 TINY_MODEL = "model: {name: resnet18, stem: small, width: 0.125, num_classes: 10, in_channels: 1}\n"
-TINY_CONFIG = TINY_MODEL + """data: {dataset: synthetic, batch_size: 16, train_limit: 64, test_limit: 32}
+TINY_CONFIG = (
+    TINY_MODEL
+    + """data: {dataset: synthetic, batch_size: 16, train_limit: 64, test_limit: 32}
 optim: {lr: 0.1, epochs: 1}
 """
+)
 
 
 def calibrated(name: str, stem: str, quant: QuantConfig | None = None) -> nn.Module:

@@ -13,8 +13,11 @@ from helpers import TINY_CONFIG
 def test_help_of_each_command(capsys):
     run = subprocess.run([sys.executable, "-m", "f8lab", "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and all(c in run.stdout for c in ("train", "eval", "export"))
-    for command, words in (("train", ["--profile", "--set", "--resume", "--init"]),
-                           ("eval", ["--mode", "integer", "onnx"]), ("export", ["--format"])):
+    for command, words in (
+        ("train", ["--profile", "--set", "--resume", "--init"]),
+        ("eval", ["--mode", "integer", "onnx"]),
+        ("export", ["--format"]),
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
@@ -26,8 +29,18 @@ def test_train_then_eval_prints_json_last(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(TINY_CONFIG)
     main(["train", str(config), "--out", str(tmp_path / "fp")])
-    main(["train", str(config), "--out", str(tmp_path / "f8"), "--set", "quant.wl=8",
-          "--init", str(tmp_path / "fp" / "best.pt")])
+    main(
+        [
+            "train",
+            str(config),
+            "--out",
+            str(tmp_path / "f8"),
+            "--set",
+            "quant.wl=8",
+            "--init",
+            str(tmp_path / "fp" / "best.pt"),
+        ]
+    )
     capsys.readouterr()
     main(["eval", str(tmp_path / "f8" / "best.pt")])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

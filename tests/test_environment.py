@@ -31,8 +31,11 @@ def test_environment_matches_pyproject():
 def test_constraints_pin_every_declared_dependency():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     declared = project["dependencies"] + project["optional-dependencies"]["test"]
-    lines = [line for line in (REPO / "constraints.txt").read_text().splitlines()
-             if line and not line.startswith("#")]
+    lines = [
+        line
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     pinned = dict(line.split("==") for line in lines)
     pinned = {name.lower().replace("_", "-"): version for name, version in pinned.items()}
     assert len(pinned) == len(lines), "one name==version a line"

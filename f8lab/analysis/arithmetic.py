@@ -37,10 +37,16 @@ def fixed_point_table(values, wl: int, fl: int, signed: bool) -> pd.DataFrame:
     scaled = x * 2.0**fl
     q = fix_quant(x, wl, fl, signed)
     lo, hi = int_range(wl, signed)
-    return pd.DataFrame({"x": x.numpy(), "x·2^FL": scaled.numpy(),
-                         "integer": (q * 2.0**fl).round().long().numpy(),
-                         "value (integer·2^-FL)": q.numpy(), "error": (q - x).numpy(),
-                         "clamped": ((scaled.round() < lo) | (scaled.round() > hi)).numpy()})
+    return pd.DataFrame(
+        {
+            "x": x.numpy(),
+            "x·2^FL": scaled.numpy(),
+            "integer": (q * 2.0**fl).round().long().numpy(),
+            "value (integer·2^-FL)": q.numpy(),
+            "error": (q - x).numpy(),
+            "clamped": ((scaled.round() < lo) | (scaled.round() > hi)).numpy(),
+        }
+    )
 
 
 def affine_multiplier(m: float) -> tuple[int, int]:
@@ -87,7 +93,7 @@ def reader_of(steps: dict[str, IntegerStep], name: str) -> IntegerStep:
     """The first step after ``name`` that reads the values ``name`` wrote."""
     written = steps[name].output.values
     order = list(steps)
-    for later in order[order.index(name) + 1:]:
+    for later in order[order.index(name) + 1 :]:
         if any(value.values is written for value in steps[later].inputs):
             return steps[later]
     raise ValueError(f"no step reads the output of {name}")
@@ -102,7 +108,7 @@ def conv_patch(step: IntegerStep, row: int, col: int, image: int = 0) -> torch.T
     k = conv.weight.shape[-1]
     x = F.pad(step.inputs[0].values[image], (conv.padding,) * 4)
     top, left = row * conv.stride, col * conv.stride
-    return x[:, top:top + k, left:left + k]
+    return x[:, top : top + k, left : left + k]
 
 
 def fold_steps(conv: FixConv2d, channel: int) -> pd.Series:
@@ -131,15 +137,27 @@ def fold_steps(conv: FixConv2d, channel: int) -> pd.Series:
     fl_in = int(conv.input_quant.running_fraclen())
     where = weight[channel].abs().argmax()
     w = weight[channel].flatten()[where]
-    return pd.Series({
-        "α_in": conv.input_quant.clip_level().item(), "levels_in": conv.input_quant.master.levels(),
-        "FL_in": fl_in, "s_in": s_in,
-        "α_out": output_quant.clip_level().item(), "levels_out": output_quant.master.levels(),
-        "FL_out": int(output_quant.running_fraclen()), "s_out": s_out,
-        "W": conv.weight[channel].flatten()[where].item(), "γ/σ": gain.item(), "W~": w.item(),
-        "FL_w": fl_w, "q_w": int(fix_quant(w, wl, fl_w, True) * 2.0**fl_w),
-        "b~": bias[channel].item(), "q_b": int(torch.round(bias[channel] * 2.0**(fl_in + fl_w))),
-    }, name=f"channel {channel}", dtype=object)
+    return pd.Series(
+        {
+            "α_in": conv.input_quant.clip_level().item(),
+            "levels_in": conv.input_quant.master.levels(),
+            "FL_in": fl_in,
+            "s_in": s_in,
+            "α_out": output_quant.clip_level().item(),
+            "levels_out": output_quant.master.levels(),
+            "FL_out": int(output_quant.running_fraclen()),
+            "s_out": s_out,
+            "W": conv.weight[channel].flatten()[where].item(),
+            "γ/σ": gain.item(),
+            "W~": w.item(),
+            "FL_w": fl_w,
+            "q_w": int(fix_quant(w, wl, fl_w, True) * 2.0**fl_w),
+            "b~": bias[channel].item(),
+            "q_b": int(torch.round(bias[channel] * 2.0 ** (fl_in + fl_w))),
+        },
+        name=f"channel {channel}",
+        dtype=object,
+    )
 
 
 def affine_counterpart(conv: FixConv2d, step: IntegerStep, wl: int = 8) -> pd.Series:
@@ -168,15 +186,22 @@ def affine_counterpart(conv: FixConv2d, step: IntegerStep, wl: int = 8) -> pd.Se
     m0, shift = affine_multiplier(m)
     shifts = (fl_acc - int(output_quant.running_fraclen())).long().flatten().unique()
     fixed_shift = fraclens(shifts[0] if len(shifts) == 1 else shifts)
-    return pd.Series({
-        "affine s_x (input scale)": s_x,
-        "affine z_x (input zero point)": round(-min(float(x.min()), 0) / s_x),
-        "affine s_w (weight scale)": s_w, "affine s_y (output scale)": s_y,
-        "affine z_y (output zero point)": round(-min(float(y.min()), 0) / s_y),
-        "affine M = s_x·s_w/s_y": m, "affine M0 (int32 multiplier)": m0, "affine right shift": shift,
-        "affine M0·2^-shift": m0 * 2.0**-shift,
-        "fixed point: right shift FL_acc − FL_out": fixed_shift,
-    }, name=step.name, dtype=object)
+    return pd.Series(
+        {
+            "affine s_x (input scale)": s_x,
+            "affine z_x (input zero point)": round(-min(float(x.min()), 0) / s_x),
+            "affine s_w (weight scale)": s_w,
+            "affine s_y (output scale)": s_y,
+            "affine z_y (output zero point)": round(-min(float(y.min()), 0) / s_y),
+            "affine M = s_x·s_w/s_y": m,
+            "affine M0 (int32 multiplier)": m0,
+            "affine right shift": shift,
+            "affine M0·2^-shift": m0 * 2.0**-shift,
+            "fixed point: right shift FL_acc − FL_out": fixed_shift,
+        },
+        name=step.name,
+        dtype=object,
+    )
 
 
 OPERATION_COLUMNS = ["8-bit multiplies", "32-bit adds", "shifts", "affine: 32-bit multiplies"]
@@ -202,20 +227,31 @@ def operation_counts(steps: dict[str, IntegerStep]) -> pd.DataFrame:
         if isinstance(module, IntConv2d):
             per_output = module.weight[0].numel()
             kind = "depthwise convolution" if module.groups > 1 else "convolution"
-            rows.append(dict(kind=kind, **dict(zip(OPERATION_COLUMNS, (
-                outputs * per_output, outputs * per_output, 0, outputs)))))
+            rows.append(
+                dict(
+                    kind=kind,
+                    **dict(zip(OPERATION_COLUMNS, (outputs * per_output, outputs * per_output, 0, outputs))),
+                )
+            )
         elif isinstance(module, IntLinear):
             pooled = step.inputs[0].values[0].numel()
             macs = module.weight.numel()
             aligned = module.output_fraclen - module.input_fraclen - module.weight_fraclen
             shifted = int(torch.broadcast_to(aligned != 0, (outputs,)).sum())  # per-class FLs
-            rows.append(dict(kind="classifier", **dict(zip(OPERATION_COLUMNS, (
-                macs, pooled + macs, shifted, outputs)))))
+            rows.append(
+                dict(
+                    kind="classifier", **dict(zip(OPERATION_COLUMNS, (macs, pooled + macs, shifted, outputs)))
+                )
+            )
         elif isinstance(module, IntRequantize):
             rows.append(dict(kind="requantize", **dict(zip(OPERATION_COLUMNS, (0, 0, outputs, 0)))))
         elif isinstance(module, IntAdd):
-            rows.append(dict(kind="residual add", **dict(zip(OPERATION_COLUMNS, (
-                0, outputs, _aligning_shifts(step), 2 * outputs)))))
+            rows.append(
+                dict(
+                    kind="residual add",
+                    **dict(zip(OPERATION_COLUMNS, (0, outputs, _aligning_shifts(step), 2 * outputs))),
+                )
+            )
     table = pd.DataFrame(rows).groupby("kind", sort=False).sum()
     table.loc["total"] = table.sum()
     return table
@@ -227,9 +263,13 @@ def _aligning_shifts(step: IntegerStep) -> int:
     add, (a, b) = step.module, step.inputs
     assert isinstance(add, IntAdd)
     fa = add.branch_fraclen if add.branch is not None else a.fraclen
-    fb = add.shortcut_fraclen if add.shortcut_fraclen is not None else (
-        add.shortcut.fraclen if add.shortcut is not None else b.fraclen)
+    fb = (
+        add.shortcut_fraclen
+        if add.shortcut_fraclen is not None
+        else (add.shortcut.fraclen if add.shortcut is not None else b.fraclen)
+    )
     target = step.output.fraclen
     shape = step.output.values[0].shape
-    return sum(int(torch.broadcast_to(torch.as_tensor(target) != torch.as_tensor(f), shape).sum())
-               for f in (fa, fb))
+    return sum(
+        int(torch.broadcast_to(torch.as_tensor(target) != torch.as_tensor(f), shape).sum()) for f in (fa, fb)
+    )

@@ -18,8 +18,9 @@ from f8lab.analysis.fraclen_study import PAPER_SAMPLES, derive_coefficients
 from f8lab.quant.formats import MAX_WORD_LENGTH, MIN_WORD_LENGTH
 from f8lab.quant.formula import TABLE_FILE
 
-PUBLISHED = {"8": {"signed": {"std": 40, "mean": 30, "rms": 40},
-                   "unsigned": {"std": 70, "mean": 30, "rms": 50}}}
+PUBLISHED = {
+    "8": {"signed": {"std": 40, "mean": 30, "rms": 40}, "unsigned": {"std": 70, "mean": 30, "rms": 50}}
+}
 SEEDS = (0, 1, 2, 3)
 TABLE_PATH = Path(__file__).resolve().parents[1] / "quant" / TABLE_FILE
 
@@ -37,9 +38,11 @@ def derive_table(word_lengths: range = range(MIN_WORD_LENGTH, MAX_WORD_LENGTH + 
     """The whole table, as stored in the package."""
     derived = {str(wl): derive_entry(wl) for wl in tqdm(word_lengths, desc="word lengths")}
     return {
-        "procedure": (f"sigma = logspace(-3, 3, 1000), {PAPER_SAMPLES} samples per sigma, "
-                      f"geometric mean of C over seeds {list(SEEDS)}; "
-                      "python -m f8lab.analysis.coefficients"),
+        "procedure": (
+            f"sigma = logspace(-3, 3, 1000), {PAPER_SAMPLES} samples per sigma, "
+            f"geometric mean of C over seeds {list(SEEDS)}; "
+            "python -m f8lab.analysis.coefficients"
+        ),
         "published": PUBLISHED,
         "derived": derived,
     }

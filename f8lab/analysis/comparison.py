@@ -23,10 +23,16 @@ def _weight_quantizers(model: nn.Module) -> dict[str, nn.Module]:
     """The module that quantizes each layer's weights, by layer name: F8Net's WeightQuant,
     or torch.ao's weight fake quantizer."""
     if isinstance(model, AffineQAT):
-        return {name.removeprefix("network.").removesuffix(".weight_fake_quant"): module
-                for name, module in model.named_modules() if name.endswith("weight_fake_quant")}
-    return {name.rsplit(".", 1)[0]: module for name, module in model.named_modules()
-            if isinstance(module, WeightQuant)}
+        return {
+            name.removeprefix("network.").removesuffix(".weight_fake_quant"): module
+            for name, module in model.named_modules()
+            if name.endswith("weight_fake_quant")
+        }
+    return {
+        name.rsplit(".", 1)[0]: module
+        for name, module in model.named_modules()
+        if isinstance(module, WeightQuant)
+    }
 
 
 def _step(quantizer: nn.Module) -> float:
@@ -46,8 +52,10 @@ def weight_zero_shares(model: nn.Module, images: torch.Tensor) -> pd.DataFrame:
     step. An evaluation pass on ``images`` (the model's mode is restored)."""
     quantizers = _weight_quantizers(model)
     if not quantizers:
-        raise ValueError(f"{type(model).__name__} quantizes no weights: give a fixed-point "
-                         "model or a torch.ao affine QAT model")
+        raise ValueError(
+            f"{type(model).__name__} quantizes no weights: give a fixed-point "
+            "model or a torch.ao affine QAT model"
+        )
     names = {q: name for name, q in quantizers.items()}
     seen: dict[str, torch.Tensor] = {}
     training = model.training
@@ -56,10 +64,15 @@ def weight_zero_shares(model: nn.Module, images: torch.Tensor) -> pd.DataFrame:
             model.eval()(images)
     finally:
         model.train(training)
-    rows = [dict(layer=name, zero_share=float((w == 0).double().mean()),
-                 dead_channels=float((w.flatten(1) == 0).all(1).double().mean()),
-                 step=_step(quantizers[name]))
-            for name, w in seen.items()]
+    rows = [
+        dict(
+            layer=name,
+            zero_share=float((w == 0).double().mean()),
+            dead_channels=float((w.flatten(1) == 0).all(1).double().mean()),
+            step=_step(quantizers[name]),
+        )
+        for name, w in seen.items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -71,5 +84,9 @@ def integer_model_bytes(model: nn.Module, wl: int) -> dict[str, int]:
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     weights = sum(m.weight.numel() for m in layers)
     outputs = sum(m.weight.shape[0] for m in layers)
-    return {"weights": weights, "weight_bytes": -(-weights * wl // 8), "bias_bytes": 4 * outputs,
-            "total_bytes": -(-weights * wl // 8) + 4 * outputs}
+    return {
+        "weights": weights,
+        "weight_bytes": -(-weights * wl // 8),
+        "bias_bytes": 4 * outputs,
+        "total_bytes": -(-weights * wl // 8) + 4 * outputs,
+    }

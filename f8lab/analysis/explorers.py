@@ -60,16 +60,22 @@ def quantization_summary(x: torch.Tensor, wl: int, fl: int, signed: bool) -> dic
     clamped = ((scaled < lo - 0.5) | (scaled > hi + 0.5)).double().mean()
     rmse = float(quant_rmse(x, wl, fl, signed))
     std = float(x.double().std(correction=0))
-    return dict(rmse=rmse, relative_error=rmse / std if std > 0 else float("nan"),
-                clamped=float(clamped), formula_fl=int(choose_fraclen(x, wl, signed)),
-                grid_fl=int(fraclen_grid_search(x, wl, signed)))
+    return dict(
+        rmse=rmse,
+        relative_error=rmse / std if std > 0 else float("nan"),
+        clamped=float(clamped),
+        formula_fl=int(choose_fraclen(x, wl, signed)),
+        grid_fl=int(fraclen_grid_search(x, wl, signed)),
+    )
 
 
 def _summary_html(label: str, wl: int, fl: int, signed: bool, summary: dict) -> str:
-    return (f"<b>{label}</b>: {'signed' if signed else 'unsigned'} [{wl}, {fl}] &nbsp; "
-            f"RMS error {summary['rmse']:.3g} ({100 * summary['relative_error']:.2f}% of σ), "
-            f"{100 * summary['clamped']:.3f}% clamped &nbsp; | &nbsp; formula FL "
-            f"{summary['formula_fl']}, grid-search FL {summary['grid_fl']}")
+    return (
+        f"<b>{label}</b>: {'signed' if signed else 'unsigned'} [{wl}, {fl}] &nbsp; "
+        f"RMS error {summary['rmse']:.3g} ({100 * summary['relative_error']:.2f}% of σ), "
+        f"{100 * summary['clamped']:.3f}% clamped &nbsp; | &nbsp; formula FL "
+        f"{summary['formula_fl']}, grid-search FL {summary['grid_fl']}"
+    )
 
 
 def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
@@ -78,8 +84,11 @@ def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
     The two buttons jump to the formula's FL and to grid search's."""
     if not tensors:
         raise ValueError("quant_explorer needs at least one tensor (see model_tensors)")
-    picker = widgets.Dropdown(options=[(t.label, i) for i, t in enumerate(tensors)],
-                              description="tensor", layout=widgets.Layout(width="420px"))
+    picker = widgets.Dropdown(
+        options=[(t.label, i) for i, t in enumerate(tensors)],
+        description="tensor",
+        layout=widgets.Layout(width="420px"),
+    )
     wl = widgets.IntSlider(value=8, min=MIN_WORD_LENGTH, max=MAX_WORD_LENGTH, description="bit width")
     fraclen = widgets.IntSlider(value=0, description="frac. length")
     to_formula = widgets.Button(description="formula FL")
@@ -112,8 +121,11 @@ def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
     wl.observe(set_range, names="value")
     fraclen.observe(redraw, names="value")
     to_formula.on_click(lambda _: setattr(fraclen, "value", formula_fl()))
-    to_grid.on_click(lambda _: setattr(fraclen, "value", int(
-        fraclen_grid_search(tensor().values, wl.value, tensor().signed))))
+    to_grid.on_click(
+        lambda _: setattr(
+            fraclen, "value", int(fraclen_grid_search(tensor().values, wl.value, tensor().signed))
+        )
+    )
     set_range()
     return widgets.VBox([picker, widgets.HBox([wl, fraclen, to_formula, to_grid]), summary, figure])
 
@@ -121,11 +133,13 @@ def quant_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
 def error_curve_figure(wl: int, signed: bool, sigmas: np.ndarray, samples: int, seed: int = 0):
     """The Monte Carlo study at word length ``wl``, with the fitted C and the stored one."""
     errors = relative_error(sigmas, wl, signed, samples, seed)
-    fitted = fit_coefficient(step_thresholds(sigmas, optimal_fraclen_curve(sigmas, wl, signed,
-                                                                           samples, seed)))
+    fitted = fit_coefficient(
+        step_thresholds(sigmas, optimal_fraclen_curve(sigmas, wl, signed, samples, seed))
+    )
     stored = coefficient(wl, signed, "std", "derived")
-    title = (f"{'signed' if signed else 'unsigned'} {wl}-bit: fitted C = {fitted:.2f} "
-             f"(stored table: {stored:.2f})")
+    title = (
+        f"{'signed' if signed else 'unsigned'} {wl}-bit: fitted C = {fitted:.2f} (stored table: {stored:.2f})"
+    )
     return plot_error_curves(sigmas, errors, fitted, title), fitted
 
 
@@ -157,27 +171,30 @@ def fraclen_choices(x: torch.Tensor, wl: int, signed: bool) -> dict[str, tuple[i
     return _choices(x, wl, signed, grid_errors(x, wl, signed))
 
 
-def _choices(x: torch.Tensor, wl: int, signed: bool,
-             errors: torch.Tensor) -> dict[str, tuple[int, float]]:
+def _choices(x: torch.Tensor, wl: int, signed: bool, errors: torch.Tensor) -> dict[str, tuple[int, float]]:
     """``fraclen_choices`` from ``errors``, the ``grid_errors`` of ``x``."""
     hi = fraclen_range(wl, signed)[1]
     picks = {"grid search": int(least_error_fraclen(errors, wl, signed))}
-    picks.update({f"formula ({metric})": int(choose_fraclen(x, wl, signed, metric))
-                  for metric in METRICS})
+    picks.update({f"formula ({metric})": int(choose_fraclen(x, wl, signed, metric)) for metric in METRICS})
     return {method: (fl, float(errors[hi - fl])) for method, fl in picks.items()}
 
 
-def fraclen_choice_figure(errors: np.ndarray, choices: dict[str, tuple[int, float]],
-                          lo: int = 0, title: str = ""):
+def fraclen_choice_figure(
+    errors: np.ndarray, choices: dict[str, tuple[int, float]], lo: int = 0, title: str = ""
+):
     """The RMS error of every valid FL (``errors``, FL ``lo`` first), with the FL each
     method picks (``fraclen_choices``) marked."""
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.semilogy(np.arange(lo, lo + len(errors)), errors, "o-", color="0.4", ms=4,
-                label="every FL")
+    ax.semilogy(np.arange(lo, lo + len(errors)), errors, "o-", color="0.4", ms=4, label="every FL")
     styles = ["-", "--", "-.", ":"]
     for i, (method, (fl, rmse)) in enumerate(choices.items()):
-        ax.axvline(fl, linestyle=styles[i % len(styles)], lw=2, color=plt.cm.tab10(i),
-                   label=f"{method}: FL {fl}, RMS {rmse:.3g}")
+        ax.axvline(
+            fl,
+            linestyle=styles[i % len(styles)],
+            lw=2,
+            color=plt.cm.tab10(i),
+            label=f"{method}: FL {fl}, RMS {rmse:.3g}",
+        )
     ax.set(xlabel="fractional length", ylabel="RMS quantization error", title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7, loc="best")
@@ -190,8 +207,11 @@ def fraclen_choice_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
     FL that grid search and the formula on each statistic pick, with what each costs."""
     if not tensors:
         raise ValueError("fraclen_choice_explorer needs at least one tensor (see model_tensors)")
-    picker = widgets.Dropdown(options=[(t.label, i) for i, t in enumerate(tensors)],
-                              description="tensor", layout=widgets.Layout(width="420px"))
+    picker = widgets.Dropdown(
+        options=[(t.label, i) for i, t in enumerate(tensors)],
+        description="tensor",
+        layout=widgets.Layout(width="420px"),
+    )
     wl = widgets.IntSlider(value=8, min=MIN_WORD_LENGTH, max=MAX_WORD_LENGTH, description="bit width")
     summary = widgets.HTML()
     figure = widgets.Output()
@@ -203,7 +223,8 @@ def fraclen_choice_explorer(tensors: list[ModelTensor]) -> widgets.VBox:
         best = choices["grid search"][1]
         summary.value = " &nbsp;|&nbsp; ".join(
             f"{method}: FL <b>{fl}</b> ({rmse / best if best > 0 else 1.0:.2f}× grid's error)"
-            for method, (fl, rmse) in choices.items())
+            for method, (fl, rmse) in choices.items()
+        )
         lo = fraclen_range(wl.value, t.signed)[0]
         _show(figure, fraclen_choice_figure(errors.flip(0).double().numpy(), choices, lo, t.label))
 
@@ -217,8 +238,9 @@ def training_runs(results: str | Path) -> dict[str, Path]:
     """Every run folder under ``results`` (a folder with a ``metrics.csv``), by its path
     relative to ``results``."""
     results = Path(results)
-    return {str(path.parent.relative_to(results)): path.parent
-            for path in sorted(results.rglob("metrics.csv"))}
+    return {
+        str(path.parent.relative_to(results)): path.parent for path in sorted(results.rglob("metrics.csv"))
+    }
 
 
 def run_explorer(results: str | Path) -> widgets.VBox:
@@ -227,8 +249,7 @@ def run_explorer(results: str | Path) -> widgets.VBox:
     runs = training_runs(results)
     if not runs:
         raise ValueError(f"no training run under {results}: train one first (f8lab train)")
-    picker = widgets.Dropdown(options=list(runs), description="run",
-                              layout=widgets.Layout(width="420px"))
+    picker = widgets.Dropdown(options=list(runs), description="run", layout=widgets.Layout(width="420px"))
     figure = widgets.Output()
 
     def redraw(*_) -> None:
@@ -243,8 +264,9 @@ def run_explorer(results: str | Path) -> widgets.VBox:
     return widgets.VBox([picker, figure])
 
 
-def accumulator_bound(weight: torch.Tensor, wl: int, fl: int,
-                      input_signed: bool) -> tuple[torch.Tensor, float]:
+def accumulator_bound(
+    weight: torch.Tensor, wl: int, fl: int, input_signed: bool
+) -> tuple[torch.Tensor, float]:
     """A layer's integer weights at format ``(wl, fl)`` and the largest magnitude its
     accumulator can reach: every input at its largest integer with the sign of its weight,
     ``max over output channels of sum |w_int| * x_max``, bias left out."""
@@ -266,8 +288,9 @@ def integer_layer_figure(q: torch.Tensor, wl: int, bound: float, title: str = ""
     for limit, label in ((24, "float32 exact: 2^24"), (31, "int32: 2^31")):
         acc.axvline(limit, color="black", linestyle="--" if limit == 24 else "-", lw=1)
         acc.text(limit, 0.4, f" {label}", fontsize=8)
-    acc.set(xlim=(0, 34), yticks=[], xlabel="log2 of the largest |accumulator|",
-            title=f"worst case: 2^{bits:.1f}")
+    acc.set(
+        xlim=(0, 34), yticks=[], xlabel="log2 of the largest |accumulator|", title=f"worst case: 2^{bits:.1f}"
+    )
     fig.tight_layout()
     return fig
 
@@ -286,20 +309,35 @@ def formats_at_width(model: nn.Module, tensors: list[ModelTensor], wl: int) -> p
         if isinstance(module, FixLinear) or (name, "folded weight") not in by_name:
             continue
         weight, inputs = by_name[name, "folded weight"], by_name[name, "activation"]
-        fl_in = (int(choose_fraclen(inputs.values, wl, quantizer.signed)) if quantizer.tracked
-                 else min(int(quantizer.running_fraclen()), fraclen_range(wl, quantizer.signed)[1]))  # the image's
+        fl_in = (
+            int(choose_fraclen(inputs.values, wl, quantizer.signed))
+            if quantizer.tracked
+            else min(int(quantizer.running_fraclen()), fraclen_range(wl, quantizer.signed)[1])
+        )  # the image's
         fl_w = int(choose_fraclen(weight.values, wl, True))
         out_quant = module.output_quant
         written = by_name.get((reader.get(id(out_quant), ""), "activation"))
-        fl_out = (int(choose_fraclen(written.values, wl, out_quant.signed))
-                  if written is not None and out_quant is not None else None)
+        fl_out = (
+            int(choose_fraclen(written.values, wl, out_quant.signed))
+            if written is not None and out_quant is not None
+            else None
+        )
         _, bound = accumulator_bound(weight.values, wl, fl_w, quantizer.signed)
-        rows.append(dict(layer=name, fl_in=fl_in, fl_w=fl_w, fl_acc=fl_in + fl_w, fl_out=fl_out,
-                         shift=None if fl_out is None else fl_in + fl_w - fl_out,
-                         accumulator_bits=float(np.log2(max(bound, 1.0)))))
+        rows.append(
+            dict(
+                layer=name,
+                fl_in=fl_in,
+                fl_w=fl_w,
+                fl_acc=fl_in + fl_w,
+                fl_out=fl_out,
+                shift=None if fl_out is None else fl_in + fl_w - fl_out,
+                accumulator_bits=float(np.log2(max(bound, 1.0))),
+            )
+        )
     if not rows:
-        raise ValueError("formats_at_width needs a fixed-point model and its tensors "
-                         "(model_tensors(model, images))")
+        raise ValueError(
+            "formats_at_width needs a fixed-point model and its tensors (model_tensors(model, images))"
+        )
     return pd.DataFrame(rows)
 
 
@@ -322,8 +360,9 @@ def integer_layer_explorer(model: nn.Module, images: torch.Tensor) -> widgets.VB
         if wl.value not in by_width:
             by_width[wl.value] = formats_at_width(model, tensors, wl.value).set_index("layer")
         row = by_width[wl.value].loc[picker.value]
-        q, bound = accumulator_bound(weights[picker.value], wl.value, int(row.fl_w),
-                                     signed_input[picker.value])
+        q, bound = accumulator_bound(
+            weights[picker.value], wl.value, int(row.fl_w), signed_input[picker.value]
+        )
         shift = "?" if pd.isna(row["shift"]) else int(row["shift"])
         summary.value = (
             f"<b>{picker.value}</b> at {wl.value} bits: input FL {int(row.fl_in)} "
@@ -331,7 +370,8 @@ def integer_layer_explorer(model: nn.Module, images: torch.Tensor) -> widgets.VB
             f"(integers {int(q.min())}..{int(q.max())}), accumulator FL {int(row.fl_acc)}, "
             f"requantization shift {shift}; worst-case accumulator 2^{row.accumulator_bits:.1f} "
             f"({'fits' if bound < 2**31 else 'overflows'} int32, "
-            f"{'exact' if bound <= 2**24 else 'not exact'} in float32)")
+            f"{'exact' if bound <= 2**24 else 'not exact'} in float32)"
+        )
         _show(figure, integer_layer_figure(q, wl.value, bound, picker.value))
 
     picker.observe(redraw, names="value")

@@ -57,8 +57,7 @@ class FormatTrace:
         names = {module: name for name, module in model.named_modules()}
         watched: set[ActQuant] = set()
         for layer, module, quantizer in quantized_layers(model):
-            module.weight_quant.register_forward_hook(
-                partial(self._record_weight, layer, names[quantizer]))
+            module.weight_quant.register_forward_hook(partial(self._record_weight, layer, names[quantizer]))
             if quantizer.tracked and quantizer not in watched:
                 watched.add(quantizer)
                 quantizer.register_forward_hook(partial(self._record_input, names[quantizer]))
@@ -73,18 +72,35 @@ class FormatTrace:
 
     def _record_input(self, name: str, quantizer: ActQuant, args, output) -> None:
         if quantizer.training and self._recording():
-            self._formats.append(dict(
-                iteration=self._iteration, kind="input", tensor=name, reads=None,
-                fl=quantizer.pass_fraclen.item(), batch_fl=quantizer.batch_fraclen.item(),
-                clip=clip_level(quantizer), zero_share=float("nan")))
+            self._formats.append(
+                dict(
+                    iteration=self._iteration,
+                    kind="input",
+                    tensor=name,
+                    reads=None,
+                    fl=quantizer.pass_fraclen.item(),
+                    batch_fl=quantizer.batch_fraclen.item(),
+                    clip=clip_level(quantizer),
+                    zero_share=float("nan"),
+                )
+            )
 
-    def _record_weight(self, layer: str, reads: str, quantizer: WeightQuant, args,
-                       output: torch.Tensor) -> None:
+    def _record_weight(
+        self, layer: str, reads: str, quantizer: WeightQuant, args, output: torch.Tensor
+    ) -> None:
         if quantizer.training and self._recording():
-            self._formats.append(dict(
-                iteration=self._iteration, kind="weight", tensor=layer, reads=reads,
-                fl=quantizer.fraclen.float().mean().item(), batch_fl=float("nan"),
-                clip=float("nan"), zero_share=(output == 0).float().mean().item()))
+            self._formats.append(
+                dict(
+                    iteration=self._iteration,
+                    kind="weight",
+                    tensor=layer,
+                    reads=reads,
+                    fl=quantizer.fraclen.float().mean().item(),
+                    batch_fl=float("nan"),
+                    clip=float("nan"),
+                    zero_share=(output == 0).float().mean().item(),
+                )
+            )
 
     def drift(self) -> pd.DataFrame:
         """Where each tensor started, ended and ranged: ``kind, tensor, start, end, low,
@@ -93,8 +109,16 @@ class FormatTrace:
         rows = []
         for (kind, tensor), steps in self.formats.groupby(["kind", "tensor"], sort=False):
             values = steps.sort_values("iteration")["fl" if kind == "input" else "zero_share"]
-            rows.append(dict(kind=kind, tensor=tensor, start=values.iloc[0], end=values.iloc[-1],
-                             low=values.min(), high=values.max()))
+            rows.append(
+                dict(
+                    kind=kind,
+                    tensor=tensor,
+                    start=values.iloc[0],
+                    end=values.iloc[-1],
+                    low=values.min(),
+                    high=values.max(),
+                )
+            )
         return pd.DataFrame(rows, columns=["kind", "tensor", "start", "end", "low", "high"])
 
     def summary(self) -> dict:
@@ -106,12 +130,17 @@ class FormatTrace:
         inputs, weights = drift[drift.kind == "input"], drift[drift.kind == "weight"]
         worst = weights.iloc[int(weights.high.to_numpy().argmax())]
         peak = self.losses.iloc[int(self.losses.loss.to_numpy().argmax())]
-        return {"fls_down": int((inputs.end < inputs.start).sum()),
-                "fls_up": int((inputs.end > inputs.start).sum()),
-                "lowest_fl": int(inputs.end.min()), "highest_fl": int(inputs.end.max()),
-                "most_zero_weights": worst.tensor, "zero_share": float(worst.high),
-                "first_loss": float(self.losses.loss.iloc[0]), "highest_loss": float(peak.loss),
-                "highest_loss_step": int(peak.iteration)}
+        return {
+            "fls_down": int((inputs.end < inputs.start).sum()),
+            "fls_up": int((inputs.end > inputs.start).sum()),
+            "lowest_fl": int(inputs.end.min()),
+            "highest_fl": int(inputs.end.max()),
+            "most_zero_weights": worst.tensor,
+            "zero_share": float(worst.high),
+            "first_loss": float(self.losses.loss.iloc[0]),
+            "highest_loss": float(peak.loss),
+            "highest_loss_step": int(peak.iteration),
+        }
 
     def save(self, folder: str | Path) -> None:
         """Write ``format_trace.csv`` and ``loss_trace.csv`` into ``folder``."""
@@ -130,8 +159,7 @@ class FormatTrace:
         return trace
 
 
-def trace_training(config: RunConfig, out: str | Path, every: int = 2,
-                   progress: bool = True) -> FormatTrace:
+def trace_training(config: RunConfig, out: str | Path, every: int = 2, progress: bool = True) -> FormatTrace:
     """Train ``config`` into ``out`` with a FormatTrace, or read the trace of that run
     when ``out`` already holds it (trained again when its config differs)."""
     out = Path(out)

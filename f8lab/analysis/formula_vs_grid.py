@@ -31,22 +31,28 @@ def _timed(function, repeats: int):
     return result, best
 
 
-def formula_fraclen(x: torch.Tensor, wl: int, signed: bool, metric: str, dim: int | None,
-                    source: str) -> int | torch.Tensor:
+def formula_fraclen(
+    x: torch.Tensor, wl: int, signed: bool, metric: str, dim: int | None, source: str
+) -> int | torch.Tensor:
     """The formula's FL with one of the kit's statistics (``choose_fraclen``), or with
     ``"post-ReLU std"``: the std of the values an unsigned quantizer represents, relu(x).
     A rectified Gaussian's std is 0.584 of the std before the ReLU, so that statistic over
     0.584 is the pre-ReLU σ the std's coefficients expect; on signed tensors it is the std."""
     if metric != POST_RELU_STD or signed:
-        return choose_fraclen(x, wl, signed, "std" if metric == POST_RELU_STD else metric, dim,
-                              source)
+        return choose_fraclen(x, wl, signed, "std" if metric == POST_RELU_STD else metric, dim, source)
     sigma = tensor_stat(x.clamp(min=0), "std", dim=dim) / RECTIFIED_STD
     return fraclen_from_stat(sigma, wl, signed, "std", source)
 
 
-def compare_fraclens(tensors: list[ModelTensor], wl: int = 8, per_channel: bool = False,
-                     metric: str = "std", kinds: tuple[str, ...] = ("folded weight", "activation"),
-                     repeats: int = 3, source: str = "published") -> pd.DataFrame:
+def compare_fraclens(
+    tensors: list[ModelTensor],
+    wl: int = 8,
+    per_channel: bool = False,
+    metric: str = "std",
+    kinds: tuple[str, ...] = ("folded weight", "activation"),
+    repeats: int = 3,
+    source: str = "published",
+) -> pd.DataFrame:
     """A row per tensor: the formula's FL and grid search's, their RMS errors and times.
 
     Args:
@@ -69,23 +75,35 @@ def compare_fraclens(tensors: list[ModelTensor], wl: int = 8, per_channel: bool 
             continue
         x = tensor.values
         dim = 0 if per_channel and tensor.kind != "activation" else None
-        formula, formula_s = _timed(partial(formula_fraclen, x, wl, tensor.signed, metric, dim,
-                                            source), repeats)
+        formula, formula_s = _timed(
+            partial(formula_fraclen, x, wl, tensor.signed, metric, dim, source), repeats
+        )
         grid, grid_s = _timed(partial(fraclen_grid_search, x, wl, tensor.signed, dim), repeats)
         formula, grid = torch.as_tensor(formula), torch.as_tensor(grid)
         formula_rmse = quant_rmse(x, wl, formula, tensor.signed, dim).square().mean().sqrt()
         grid_rmse = quant_rmse(x, wl, grid, tensor.signed, dim).square().mean().sqrt()
         ratio = float(formula_rmse / grid_rmse) if grid_rmse > 0 else 1.0
-        rows.append(dict(layer=tensor.name, kind=tensor.kind, signed=tensor.signed,
-                         formula_fl=formula.tolist(), grid_fl=grid.tolist(),
-                         agree=float((formula == grid).float().mean()),
-                         formula_rmse=float(formula_rmse), grid_rmse=float(grid_rmse),
-                         error_ratio=ratio, formula_ms=1e3 * formula_s, grid_ms=1e3 * grid_s))
+        rows.append(
+            dict(
+                layer=tensor.name,
+                kind=tensor.kind,
+                signed=tensor.signed,
+                formula_fl=formula.tolist(),
+                grid_fl=grid.tolist(),
+                agree=float((formula == grid).float().mean()),
+                formula_rmse=float(formula_rmse),
+                grid_rmse=float(grid_rmse),
+                error_ratio=ratio,
+                formula_ms=1e3 * formula_s,
+                grid_ms=1e3 * grid_s,
+            )
+        )
     return pd.DataFrame(rows)
 
 
-def compare_statistics(tensors: list[ModelTensor], wl: int = 8,
-                       kinds: tuple[str, ...] = ("activation",)) -> pd.DataFrame:
+def compare_statistics(
+    tensors: list[ModelTensor], wl: int = 8, kinds: tuple[str, ...] = ("activation",)
+) -> pd.DataFrame:
     """Which statistic of the formula predicts grid search best: a row per metric ("std",
     the pre-ReLU std for unsigned tensors; "post-ReLU std"; "mean", mean |x| of the
     represented values; "rms") and coefficient source ("published", "derived"), with the
@@ -95,10 +113,14 @@ def compare_statistics(tensors: list[ModelTensor], wl: int = 8,
     rows = []
     for metric in (*METRICS, POST_RELU_STD):
         for source in ("published", "derived"):
-            table = compare_fraclens(tensors, wl, metric=metric, kinds=kinds, repeats=1,
-                                     source=source)
-            rows.append(dict(metric=metric, source=source, agree=100 * table.agree.mean(),
-                             mean_ratio=table.error_ratio.mean(),
-                             worst_ratio=table.error_ratio.max()))
-    return pd.DataFrame(rows).sort_values(["agree", "mean_ratio"], ascending=[False, True],
-                                          ignore_index=True)
+            table = compare_fraclens(tensors, wl, metric=metric, kinds=kinds, repeats=1, source=source)
+            rows.append(
+                dict(
+                    metric=metric,
+                    source=source,
+                    agree=100 * table.agree.mean(),
+                    mean_ratio=table.error_ratio.mean(),
+                    worst_ratio=table.error_ratio.max(),
+                )
+            )
+    return pd.DataFrame(rows).sort_values(["agree", "mean_ratio"], ascending=[False, True], ignore_index=True)

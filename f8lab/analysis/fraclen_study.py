@@ -20,7 +20,7 @@ from f8lab.quant import fix_quant, fraclen_range, tensor_stat
 from f8lab.quant.formula import METRICS
 
 PAPER_SIGMAS = np.logspace(-3, 3, 1000)  # the σ grid of docs/method.md §2
-PAPER_SAMPLES = 10_000                   # samples per σ
+PAPER_SAMPLES = 10_000  # samples per σ
 
 
 def _standard_normal(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -28,8 +28,9 @@ def _standard_normal(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return torch.randn(shape, generator=generator, dtype=torch.float64)
 
 
-def relative_error(sigmas: np.ndarray, wl: int = 8, signed: bool = True,
-                   samples: int = PAPER_SAMPLES, seed: int = 0) -> np.ndarray:
+def relative_error(
+    sigmas: np.ndarray, wl: int = 8, signed: bool = True, samples: int = PAPER_SAMPLES, seed: int = 0
+) -> np.ndarray:
     """``E(σ, FL)`` for every valid FL (rows, 0..FL_max) and every σ (columns)."""
     sigma = torch.as_tensor(np.asarray(sigmas, dtype=np.float64))[:, None]
     x = sigma * _standard_normal((len(sigma), samples), seed)  # (n_sigma, samples) float64
@@ -42,8 +43,9 @@ def relative_error(sigmas: np.ndarray, wl: int = 8, signed: bool = True,
     return np.stack(rows)
 
 
-def optimal_fraclen_curve(sigmas: np.ndarray, wl: int = 8, signed: bool = True,
-                          samples: int = PAPER_SAMPLES, seed: int = 0) -> np.ndarray:
+def optimal_fraclen_curve(
+    sigmas: np.ndarray, wl: int = 8, signed: bool = True, samples: int = PAPER_SAMPLES, seed: int = 0
+) -> np.ndarray:
     """Monte Carlo ``FL*(σ) = argmin_FL E(σ, FL)`` for each σ; ties go to the larger FL."""
     errors = relative_error(sigmas, wl, signed, samples, seed)
     return errors.shape[0] - 1 - np.argmin(errors[::-1], axis=0)
@@ -77,9 +79,13 @@ def metric_per_sigma(metric: str, signed: bool, samples: int = 1_000_000, seed: 
     return float(tensor_stat(_standard_normal((samples,), seed), metric, signed))
 
 
-def derive_coefficients(wl: int = 8, signed: bool = True, sigmas: np.ndarray = PAPER_SIGMAS,
-                        samples: int = PAPER_SAMPLES,
-                        seeds: tuple[int, ...] = (0, 1, 2, 3)) -> dict[str, float]:
+def derive_coefficients(
+    wl: int = 8,
+    signed: bool = True,
+    sigmas: np.ndarray = PAPER_SIGMAS,
+    samples: int = PAPER_SAMPLES,
+    seeds: tuple[int, ...] = (0, 1, 2, 3),
+) -> dict[str, float]:
     """Fit ``C`` for every statistic by the Monte Carlo procedure.
 
     Each seed is one independent run of the procedure; the std's C is the geometric mean
@@ -89,8 +95,7 @@ def derive_coefficients(wl: int = 8, signed: bool = True, sigmas: np.ndarray = P
         ``{metric: C}`` for "std", "mean" and "rms".
     """
     fits = [
-        fit_coefficient(step_thresholds(sigmas, optimal_fraclen_curve(sigmas, wl, signed,
-                                                                      samples, seed)))
+        fit_coefficient(step_thresholds(sigmas, optimal_fraclen_curve(sigmas, wl, signed, samples, seed)))
         for seed in seeds
     ]
     c_sigma = float(2 ** np.mean(np.log2(fits)))

@@ -20,8 +20,12 @@ _PALETTE = sns.color_palette("colorblind")
 def use_theme() -> None:
     """The study's one look for every figure: seaborn's white grid and colour-blind-safe
     palette, figures saved at 150 dpi with tight bounds."""
-    sns.set_theme(style="whitegrid", palette="colorblind", context="notebook",
-                  rc={"savefig.dpi": 150, "savefig.bbox": "tight", "axes.titlesize": "medium"})
+    sns.set_theme(
+        style="whitegrid",
+        palette="colorblind",
+        context="notebook",
+        rc={"savefig.dpi": 150, "savefig.bbox": "tight", "axes.titlesize": "medium"},
+    )
 
 
 def _mean(value) -> float:
@@ -55,8 +59,7 @@ def _sample(values: torch.Tensor, count: int = 20_000, seed: int = 0) -> np.ndar
     return values.double().numpy()
 
 
-def plot_histograms(tensors: list[ModelTensor], kind: str = "folded weight", cols: int = 6,
-                    bins: int = 80):
+def plot_histograms(tensors: list[ModelTensor], kind: str = "folded weight", cols: int = 6, bins: int = 80):
     """A histogram per layer of the tensors of one kind, with the Gaussian the formula assumes
     (``N(0, σ²)``; for an unsigned quantizer's input, the pre-ReLU values and that Gaussian)."""
     chosen = [t for t in tensors if t.kind == kind]
@@ -67,17 +70,24 @@ def plot_histograms(tensors: list[ModelTensor], kind: str = "folded weight", col
     for ax, tensor in zip(axes.flat, chosen):
         x = _sample(tensor.values, 50_000)
         sigma = x.std()
-        sns.histplot(x, bins=bins, stat="density", ax=ax, linewidth=0,
-                     color=_PALETTE[0] if tensor.signed else _PALETTE[1])
+        sns.histplot(
+            x,
+            bins=bins,
+            stat="density",
+            ax=ax,
+            linewidth=0,
+            color=_PALETTE[0] if tensor.signed else _PALETTE[1],
+        )
         grid = np.linspace(x.min(), x.max(), 200)
         if sigma > 0:
-            ax.plot(grid, np.exp(-0.5 * (grid / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)),
-                    color="black", lw=0.8)
+            ax.plot(
+                grid, np.exp(-0.5 * (grid / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi)), color="black", lw=0.8
+            )
         ax.set_title(tensor.name, fontsize=7)
         ax.set_xlabel("value", fontsize=6)
         ax.set_ylabel("density", fontsize=6)
         ax.tick_params(labelsize=6)
-    for ax in list(axes.flat)[len(chosen):]:
+    for ax in list(axes.flat)[len(chosen) :]:
         ax.axis("off")
     fig.suptitle(f"{kind} values per layer (black: N(0, σ²) with the tensor's σ)", fontsize=9)
     fig.tight_layout()
@@ -89,10 +99,14 @@ def plot_boxes(tensors: list[ModelTensor], kinds: tuple[str, ...] = ("weight", "
     are the values that set the range a quantizer must cover)."""
     fig, axes = plt.subplots(len(kinds), 1, figsize=(12, 2.6 * len(kinds)), squeeze=False)
     for ax, kind in zip(axes[:, 0], kinds):
-        values = pd.concat([pd.DataFrame({"layer": t.name, "value": _sample(t.values, 5_000)})
-                            for t in tensors if t.kind == kind])
-        sns.boxplot(values, x="layer", y="value", ax=ax, color=_PALETTE[0], fliersize=1.5,
-                    linewidth=0.8)
+        values = pd.concat(
+            [
+                pd.DataFrame({"layer": t.name, "value": _sample(t.values, 5_000)})
+                for t in tensors
+                if t.kind == kind
+            ]
+        )
+        sns.boxplot(values, x="layer", y="value", ax=ax, color=_PALETTE[0], fliersize=1.5, linewidth=0.8)
         ax.tick_params(axis="x", rotation=90, labelsize=6)
         ax.set_yscale("symlog", linthresh=1e-2)
         ax.set(xlabel="", ylabel=f"{kind} value")
@@ -104,13 +118,19 @@ def plot_channel_std(tensors: list[ModelTensor], kind: str = "folded weight"):
     """The std of every channel, a column of dots per layer: the spread that per-channel
     formats absorb and per-layer formats do not."""
     chosen = [t for t in tensors if t.kind == kind]
-    stds = pd.concat([pd.DataFrame({"layer": t.name, "std": channel_std(t).double().numpy()})
-                      for t in chosen])
+    stds = pd.concat(
+        [pd.DataFrame({"layer": t.name, "std": channel_std(t).double().numpy()}) for t in chosen]
+    )
     fig, ax = plt.subplots(figsize=(12, 3.2))
-    sns.stripplot(stds, x="layer", y="std", ax=ax, size=2.5, alpha=0.5, color=_PALETTE[0],
-                  log_scale=True)
-    ax.scatter(range(len(chosen)), [t.values.double().std().item() for t in chosen],
-               marker="_", s=200, color="black", zorder=3)
+    sns.stripplot(stds, x="layer", y="std", ax=ax, size=2.5, alpha=0.5, color=_PALETTE[0], log_scale=True)
+    ax.scatter(
+        range(len(chosen)),
+        [t.values.double().std().item() for t in chosen],
+        marker="_",
+        s=200,
+        color="black",
+        zorder=3,
+    )
     ax.tick_params(axis="x", rotation=90, labelsize=6)
     ax.set(xlabel="", ylabel="channel std")
     ax.set_title(f"{kind}: std per channel (dots) and per layer (bars)", fontsize=9)
@@ -135,14 +155,14 @@ def plot_quantization(x: torch.Tensor, wl: int, fl: int, signed: bool, ax=None, 
     ax.set_xlim(min(values.min(), lo * step) - step, max(values.max(), hi * step) + step)
     ax.set_xlabel("value")
     ax.set_ylabel("count (log)")
-    ax.set_title(title or f"{'signed' if signed else 'unsigned'} [{wl}, {fl}]: step 2^-{fl}",
-                 fontsize=9)
+    ax.set_title(title or f"{'signed' if signed else 'unsigned'} [{wl}, {fl}]: step 2^-{fl}", fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     return ax.figure
 
 
-def plot_error_curves(sigmas: np.ndarray, errors: np.ndarray, coefficient: float | None = None,
-                      title: str = ""):
+def plot_error_curves(
+    sigmas: np.ndarray, errors: np.ndarray, coefficient: float | None = None, title: str = ""
+):
     """Left: the relative error ``E(σ, FL)`` for every FL (rows of ``errors``); right: the
     optimal FL* against σ, with the formula ``floor(log2(C / σ))`` when ``coefficient`` is
     given."""
@@ -159,8 +179,14 @@ def plot_error_curves(sigmas: np.ndarray, errors: np.ndarray, coefficient: float
     right.semilogx(sigmas, fl_star, drawstyle="steps-post", label="Monte Carlo FL*")
     if coefficient is not None:
         formula = np.clip(np.floor(np.log2(coefficient / sigmas)), 0, fl_max)
-        right.semilogx(sigmas, formula, "--", color="tab:red", drawstyle="steps-post",
-                       label=f"floor(log2({coefficient:.1f} / σ))")
+        right.semilogx(
+            sigmas,
+            formula,
+            "--",
+            color="tab:red",
+            drawstyle="steps-post",
+            label=f"floor(log2({coefficient:.1f} / σ))",
+        )
     right.set_xlabel("σ")
     right.set_ylabel("FL")
     right.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -182,24 +208,35 @@ def plot_format_trace(traces: dict, fl_max: int = 8):
     and the share of each layer's weights that round to zero (right)."""
     labels = list(traces)
     mosaic: list[Any] = [["loss", f"fl:{label}", f"zero:{label}"] for label in labels]
-    fig, axes = plt.subplot_mosaic(mosaic, figsize=(15, 3.2 * len(labels) + 0.6),
-                                   width_ratios=[1.0, 1.25, 1.25])
+    fig, axes = plt.subplot_mosaic(
+        mosaic, figsize=(15, 3.2 * len(labels) + 0.6), width_ratios=[1.0, 1.25, 1.25]
+    )
     for label, trace in traces.items():
         axes["loss"].plot(trace.losses.iteration, trace.losses.loss, label=label)
         fls = axes[f"fl:{label}"]
-        _fraclen_heatmap(fls, _trace_grid(trace.formats, "input", "fl"), 0, fl_max,
-                         "activation FL", xticklabels="auto")
+        _fraclen_heatmap(
+            fls, _trace_grid(trace.formats, "input", "fl"), 0, fl_max, "activation FL", xticklabels="auto"
+        )
         zeros = axes[f"zero:{label}"]
-        sns.heatmap(_trace_grid(trace.formats, "weight", "zero_share"), ax=zeros, cmap="rocket_r",
-                    vmin=0, vmax=1.0, cbar_kws={"label": "share of weights = 0"},
-                    xticklabels="auto", yticklabels=True)
+        sns.heatmap(
+            _trace_grid(trace.formats, "weight", "zero_share"),
+            ax=zeros,
+            cmap="rocket_r",
+            vmin=0,
+            vmax=1.0,
+            cbar_kws={"label": "share of weights = 0"},
+            xticklabels="auto",
+            yticklabels=True,
+        )
         for panel, kind in (("fl", "input"), ("zero", "weight")):
             ax = axes[f"{panel}:{label}"]
             ax.tick_params(axis="y", labelsize=6)
-            ax.set(xlabel="training step", ylabel="",
-                   title=f"{label}: {'activation FL' if kind == 'input' else 'weights rounded to 0'}")
-    axes["loss"].set(xlabel="training step", ylabel="training loss (cross-entropy)",
-                     title="loss per step")
+            ax.set(
+                xlabel="training step",
+                ylabel="",
+                title=f"{label}: {'activation FL' if kind == 'input' else 'weights rounded to 0'}",
+            )
+    axes["loss"].set(xlabel="training step", ylabel="training loss (cross-entropy)", title="loss per step")
     axes["loss"].legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -227,8 +264,16 @@ def _fraclen_heatmap(ax, grid: pd.DataFrame, low: int, high: int, label: str, **
     """A heatmap of fractional lengths: one colour per integer FL from ``low`` to ``high``,
     the colour bar ticked at each."""
     colours = sns.color_palette("viridis", high - low + 1)
-    sns.heatmap(grid, ax=ax, cmap=colours, vmin=low - 0.5, vmax=high + 0.5, yticklabels=True,
-                cbar_kws={"label": label, "ticks": range(low, high + 1)}, **kwargs)
+    sns.heatmap(
+        grid,
+        ax=ax,
+        cmap=colours,
+        vmin=low - 0.5,
+        vmax=high + 0.5,
+        yticklabels=True,
+        cbar_kws={"label": label, "ticks": range(low, high + 1)},
+        **kwargs,
+    )
 
 
 def plot_fraclens_in_training(fraclens: pd.DataFrame, title: str = ""):
@@ -238,8 +283,7 @@ def plot_fraclens_in_training(fraclens: pd.DataFrame, title: str = ""):
     for ax, tensor in zip(axes, ("input", "weight")):
         rows = fraclens[fraclens.tensor == tensor]
         grid = rows.pivot(index="layer", columns="epoch", values="fl").loc[rows.layer.unique()]
-        _fraclen_heatmap(ax, grid, int(grid.min().min()), int(grid.max().max()),
-                         "fractional length")
+        _fraclen_heatmap(ax, grid, int(grid.min().min()), int(grid.max().max()), "fractional length")
         ax.tick_params(axis="y", labelsize=6)
         ax.set(xlabel="epoch", ylabel="", title=f"{title}{tensor} FL per layer")
     fig.tight_layout()
@@ -255,10 +299,10 @@ def plot_formula_vs_grid(table: pd.DataFrame, title: str = "8-bit model"):
         fls.plot(x, group.formula_fl, "o", label=f"{kind}: formula")
         fls.plot(x, group.grid_fl, "x", ms=8, label=f"{kind}: grid search")
         ratios.semilogy(x, group.error_ratio, "o-", ms=3, label=kind)
-    fls.set(xlabel="layer (network order)", ylabel="fractional length",
-            title=f"{title}: FL per tensor")
-    ratios.set(xlabel="layer (network order)", ylabel="formula RMSE / grid RMSE",
-               title="the formula's extra error")
+    fls.set(xlabel="layer (network order)", ylabel="fractional length", title=f"{title}: FL per tensor")
+    ratios.set(
+        xlabel="layer (network order)", ylabel="formula RMSE / grid RMSE", title="the formula's extra error"
+    )
     for axis in (fls.xaxis, fls.yaxis, ratios.xaxis):  # layers and FLs are integers
         axis.set_major_locator(MaxNLocator(integer=True))
     fls.legend(fontsize=7)
@@ -272,8 +316,9 @@ def plot_formats_side_by_side(tensor: ModelTensor, formats: dict[str, int], wl: 
     distribution each format gives up."""
     fig, axes = plt.subplots(1, len(formats), figsize=(6 * len(formats), 3), squeeze=False)
     for ax, (who, fl) in zip(axes[0], formats.items()):
-        plot_quantization(tensor.values, wl, int(fl), tensor.signed, ax=ax,
-                          title=f"{tensor.label}, {who}: FL {fl}")
+        plot_quantization(
+            tensor.values, wl, int(fl), tensor.signed, ax=ax, title=f"{tensor.label}, {who}: FL {fl}"
+        )
     fig.tight_layout()
     return fig
 
@@ -284,8 +329,18 @@ def plot_results(runs: pd.DataFrame):
     by group; the axis spans 0-100%."""
     order = list(dict.fromkeys(runs.run))
     fig, ax = plt.subplots(figsize=(10, 0.38 * len(order) + 1.2))
-    sns.barplot(runs, x="top1", y="run", hue="group", order=order, errorbar="sd",
-                dodge=False, capsize=0.3, err_kws={"linewidth": 1.2}, ax=ax)
+    sns.barplot(
+        runs,
+        x="top1",
+        y="run",
+        hue="group",
+        order=order,
+        errorbar="sd",
+        dodge=False,
+        capsize=0.3,
+        err_kws={"linewidth": 1.2},
+        ax=ax,
+    )
     means = runs.groupby("run", sort=False).top1.agg(["mean", "std", "count"])
     for y, run in enumerate(order):
         mean, std, count = means.loc[run]
@@ -322,8 +377,11 @@ def plot_coefficients_by_width(by_width: pd.DataFrame):
     for kind, group in by_width.groupby("quantizer"):
         ax.semilogy(group.wl, group.C, "o-", label=f"{kind}: this run")
         ax.semilogy(group.wl, group.stored_table, "k+", ms=9)
-    ax.set(xlabel="word length (bits)", ylabel="C (std metric)",
-           title="C for every word length (+: the table shipped in f8lab)")
+    ax.set(
+        xlabel="word length (bits)",
+        ylabel="C (std metric)",
+        title="C for every word length (+: the table shipped in f8lab)",
+    )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     fig.tight_layout()
@@ -338,11 +396,22 @@ def plot_schemes(runs: pd.DataFrame, float_top1: float):
     stats = runs.groupby(["scheme", "bits"], sort=False).top1.agg(["mean", "std"]).reset_index()
     for ax, low in zip(axes, (0.0, float_top1 - 5)):
         for i, (scheme, group) in enumerate(stats.groupby("scheme", sort=False)):
-            ax.errorbar(group.bits + (i - 1) * 0.08, group["mean"], yerr=group["std"].fillna(0),
-                        marker="o", ms=4, capsize=3, label=scheme)
+            ax.errorbar(
+                group.bits + (i - 1) * 0.08,
+                group["mean"],
+                yerr=group["std"].fillna(0),
+                marker="o",
+                ms=4,
+                capsize=3,
+                label=scheme,
+            )
         ax.axhline(float_top1, color="0.3", ls="--", lw=1, label=f"float ({float_top1:.2f})")
-        ax.set(xlabel="word length (bits)", ylabel="test top-1 (%)", ylim=(low, float_top1 + 1),
-               xticks=sorted(runs.bits.unique()))
+        ax.set(
+            xlabel="word length (bits)",
+            ylabel="test top-1 (%)",
+            ylim=(low, float_top1 + 1),
+            xticks=sorted(runs.bits.unique()),
+        )
         ax.invert_xaxis()
     axes[0].set_title("the whole range", fontsize=9)
     axes[1].set_title("the top five points", fontsize=9)

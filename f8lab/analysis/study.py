@@ -37,8 +37,12 @@ class Study:
     _runs: dict[str, TrainResult] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def start(cls, profile: str, results_dir: str | Path | None = None,
-              configs: str | Path = "../configs/fashion_mnist") -> Study:
+    def start(
+        cls,
+        profile: str,
+        results_dir: str | Path | None = None,
+        configs: str | Path = "../configs/fashion_mnist",
+    ) -> Study:
         """Check ``profile``, create ``results_dir`` (default ``../results/<profile>``) and
         its ``figures`` folder, and set the figures' theme."""
         if profile not in STUDY_PROFILES:
@@ -47,8 +51,10 @@ class Study:
         study.figures.mkdir(parents=True, exist_ok=True)
         use_theme()
         if profile == "quick":
-            print("quick profile: sized for CI, its numbers are not findings; each figure below "
-                  "is followed by the default run's")
+            print(
+                "quick profile: sized for CI, its numbers are not findings; each figure below "
+                "is followed by the default run's"
+            )
         return study
 
     @property
@@ -79,8 +85,7 @@ class Study:
     def fixed_point_run(self) -> TrainResult:
         """The conventional 8-bit ResNet-18 from the float run (which it trains if needed)."""
         self.float_run()
-        return train_once(self.config(FIXED_POINT_RUN, self.float_init),
-                          self.results / FIXED_POINT_RUN)
+        return train_once(self.config(FIXED_POINT_RUN, self.float_init), self.results / FIXED_POINT_RUN)
 
     def write_record(self, name: str, record: dict) -> dict:
         """Write a notebook's key figures to ``<results>/<name>.json``; returns them."""

@@ -60,13 +60,14 @@ def model_tensors(model: nn.Module, images: torch.Tensor) -> list[ModelTensor]:
     its quantizers see. The model's own mode and weights are left untouched.
     """
     fixed = is_fixed_point(model)
-    twin = copy.deepcopy(model) if fixed else from_float(model, QuantConfig(floating=True,
-                                                                             clipping=False))
+    twin = copy.deepcopy(model) if fixed else from_float(model, QuantConfig(floating=True, clipping=False))
     twin.eval()
     captured: dict[ActQuant, torch.Tensor] = {}
     quantizers = [module for module in twin.modules() if isinstance(module, ActQuant)]
-    with forward_hooks(quantizers, lambda m, args: captured.setdefault(m, args[0].detach()),
-                       pre=True), torch.no_grad():
+    with (
+        forward_hooks(quantizers, lambda m, args: captured.setdefault(m, args[0].detach()), pre=True),
+        torch.no_grad(),
+    ):
         twin(images)
     tensors = []
     with torch.no_grad():
@@ -125,9 +126,19 @@ def value_stats(tensors: list[ModelTensor]) -> pd.DataFrame:
         kurtosis = float(centred.pow(4).mean() / std**4 - 3.0) if std > 0 else math.nan
         stds = channel_std(tensor)
         target = tensor.quantized_values().double()
-        rows.append(dict(layer=tensor.name, kind=tensor.kind, signed=tensor.signed,
-                         numel=x.numel(), mean=float(x.mean()), std=std, mean_abs=float(target.abs().mean()),
-                         rms=float(target.square().mean().sqrt()), kurtosis=kurtosis,
-                         channel_std_spread=float(stds.max() / stds.min().clamp(min=1e-12)),
-                         ks_gaussian=gaussian_distance(tensor)))
+        rows.append(
+            dict(
+                layer=tensor.name,
+                kind=tensor.kind,
+                signed=tensor.signed,
+                numel=x.numel(),
+                mean=float(x.mean()),
+                std=std,
+                mean_abs=float(target.abs().mean()),
+                rms=float(target.square().mean().sqrt()),
+                kurtosis=kurtosis,
+                channel_std_spread=float(stds.max() / stds.min().clamp(min=1e-12)),
+                ks_gaussian=gaussian_distance(tensor),
+            )
+        )
     return pd.DataFrame(rows)

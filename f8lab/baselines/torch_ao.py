@@ -49,7 +49,7 @@ class AffineConfig:
     weights), per tensor or per output channel."""
 
     wl: int = setting(8, check=_int8_word_length)  # word length of weights and activations
-    per_channel: bool = False   # one weight scale per output channel
+    per_channel: bool = False  # one weight scale per output channel
     averaging: float = setting(0.01, check=up_to_one)  # moving-average constant of the observers
     RENAMED: ClassVar[dict[str, str]] = {"bits": "wl"}
 
@@ -60,19 +60,32 @@ class AffineConfig:
         """The fake quantizers of activations and weights at this word length."""
         top = 2 ** (self.wl - 1) - 1
         activation = tq.FakeQuantize.with_args(
-            observer=tq.MovingAverageMinMaxObserver, averaging_constant=self.averaging,
-            quant_min=0, quant_max=2**self.wl - 1, dtype=torch.quint8,
-            qscheme=torch.per_tensor_affine)
+            observer=tq.MovingAverageMinMaxObserver,
+            averaging_constant=self.averaging,
+            quant_min=0,
+            quant_max=2**self.wl - 1,
+            dtype=torch.quint8,
+            qscheme=torch.per_tensor_affine,
+        )
         if self.per_channel:
             weight = tq.FakeQuantize.with_args(
                 observer=tq.MovingAveragePerChannelMinMaxObserver,
-                averaging_constant=self.averaging, quant_min=-top, quant_max=top,
-                dtype=torch.qint8, qscheme=torch.per_channel_symmetric, ch_axis=0)
+                averaging_constant=self.averaging,
+                quant_min=-top,
+                quant_max=top,
+                dtype=torch.qint8,
+                qscheme=torch.per_channel_symmetric,
+                ch_axis=0,
+            )
         else:
             weight = tq.FakeQuantize.with_args(
-                observer=tq.MovingAverageMinMaxObserver, averaging_constant=self.averaging,
-                quant_min=-top, quant_max=top, dtype=torch.qint8,
-                qscheme=torch.per_tensor_symmetric)
+                observer=tq.MovingAverageMinMaxObserver,
+                averaging_constant=self.averaging,
+                quant_min=-top,
+                quant_max=top,
+                dtype=torch.qint8,
+                qscheme=torch.per_tensor_symmetric,
+            )
         return tq.QConfig(activation=activation, weight=weight)
 
 
@@ -123,8 +136,7 @@ def _execution_order(model: nn.Module) -> list[tuple[str, nn.Module]]:
     names = {m: name for name, m in model.named_modules() if not list(m.children())}
     order: list[tuple[str, nn.Module]] = []
     with forward_hooks(names, lambda m, i, o: order.append((names[m], m))), torch.no_grad():
-        model.eval()(torch.zeros(1, arch.in_channels, side, side,
-                                 device=next(model.parameters()).device))
+        model.eval()(torch.zeros(1, arch.in_channels, side, side, device=next(model.parameters()).device))
     return order
 
 
@@ -221,11 +233,16 @@ def _clamp_weights(trained: nn.Module, converted: nn.Module) -> None:
         if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
             scales = weight.q_per_channel_scales().to(torch.float64)
             bound = scales.reshape(-1, *[1] * (weight.dim() - 1))
-            clamped = torch.max(torch.min(weight.dequantize().double(), fake.quant_max * bound),
-                                fake.quant_min * bound)
-            weight = torch.quantize_per_channel(clamped.float(), weight.q_per_channel_scales(),
-                                                weight.q_per_channel_zero_points(),
-                                                weight.q_per_channel_axis(), torch.qint8)
+            clamped = torch.max(
+                torch.min(weight.dequantize().double(), fake.quant_max * bound), fake.quant_min * bound
+            )
+            weight = torch.quantize_per_channel(
+                clamped.float(),
+                weight.q_per_channel_scales(),
+                weight.q_per_channel_zero_points(),
+                weight.q_per_channel_axis(),
+                torch.qint8,
+            )
         else:
             scale = weight.q_scale()
             clamped = weight.dequantize().clamp(fake.quant_min * scale, fake.quant_max * scale)
@@ -241,8 +258,9 @@ def _saturate_below_8_bits(trained: nn.Module, converted: nn.Module) -> None:
         if isinstance(fake, tq.FakeQuantize) and (fake.quant_min, fake.quant_max) != (0, 255):
             if isinstance(module, nn.quantized.FloatFunctional):  # called by its AffineAdd
                 name = name.rsplit(".", 1)[0]
-            converted.set_submodule(name, Saturated(converted.get_submodule(name),
-                                                    fake.quant_min, fake.quant_max))
+            converted.set_submodule(
+                name, Saturated(converted.get_submodule(name), fake.quant_min, fake.quant_max)
+            )
 
 
 class Int8Network(nn.Module):

@@ -33,11 +33,11 @@ STAMP = ".verified.json"  # in the raw folder: {name: [size, mtime_ns]} of verif
 
 @dataclass(frozen=True)
 class IdxFile:
-    name: str    # file name, without .gz
-    magic: int   # idx magic number: 2051 images, 2049 labels
-    count: int   # number of items
-    size: int    # decompressed size in bytes
-    md5: str     # MD5 of the decompressed bytes
+    name: str  # file name, without .gz
+    magic: int  # idx magic number: 2051 images, 2049 labels
+    count: int  # number of items
+    size: int  # decompressed size in bytes
+    md5: str  # MD5 of the decompressed bytes
 
 
 FILES = (
@@ -105,8 +105,9 @@ def _apt_install() -> bool:
     return DEBIAN_DIR.is_dir()
 
 
-def install(root: Path | None = None, debian_dir: Path = DEBIAN_DIR, use_apt: bool = True,
-            allow_download: bool = True) -> Path:
+def install(
+    root: Path | None = None, debian_dir: Path = DEBIAN_DIR, use_apt: bool = True, allow_download: bool = True
+) -> Path:
     """Get Fashion-MNIST into ``root`` (default: ``default_data_root()``) and verify it.
 
     Nothing is done when verified files are already there.
@@ -167,8 +168,7 @@ def check_before_loading(root: Path, names: list[str]) -> None:
         try:
             check_idx_bytes(path.read_bytes(), specs[name], str(path))
         except DataError as error:
-            raise DataError(f"{error}; not used: run `python {SCRIPT} --root {root}` to "
-                            "replace it") from None
+            raise DataError(f"{error}; not used: run `python {SCRIPT} --root {root}` to replace it") from None
         verified[name] = _signature(path)
     if stale:
         try:
@@ -179,8 +179,7 @@ def check_before_loading(root: Path, names: list[str]) -> None:
             pass
 
 
-def fashion_mnist(train: bool = True, root: str | Path | None = None,
-                  transform=None) -> FashionMNIST:
+def fashion_mnist(train: bool = True, root: str | Path | None = None, transform=None) -> FashionMNIST:
     """The Fashion-MNIST training (60,000) or test (10,000) split, without downloading;
     its two files are verified first (``check_before_loading``)."""
     root = Path(root or default_data_root())

@@ -71,8 +71,9 @@ def val_to_class_folders(val_dir: Path, labels_file: Path) -> int:
     return len(flat)
 
 
-def make_subset(source: Path, dest: Path, classes: int, images: int, seed: int = 0,
-                val_images: int | None = None) -> dict[str, int]:
+def make_subset(
+    source: Path, dest: Path, classes: int, images: int, seed: int = 0, val_images: int | None = None
+) -> dict[str, int]:
     """Symlink ``classes`` x ``images`` images of each split of ``source`` into ``dest``.
 
     The classes are drawn once (seeded) and used for every split; within a class the
@@ -104,8 +105,11 @@ def make_subset(source: Path, dest: Path, classes: int, images: int, seed: int =
         linked = 0
         for wnid in chosen:
             files = _images(source / split / wnid)
-            picked = files if per_class is None or per_class >= len(files) else \
-                sorted(rng.sample(files, per_class))
+            picked = (
+                files
+                if per_class is None or per_class >= len(files)
+                else sorted(rng.sample(files, per_class))
+            )
             (dest / split / wnid).mkdir(parents=True, exist_ok=True)
             for file in picked:
                 link = dest / split / wnid / file.name

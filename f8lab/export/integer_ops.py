@@ -20,16 +20,15 @@ INT32_MAX = 2**31 - 1
 
 
 class Fixed(NamedTuple):
-    values: torch.Tensor          # integers, in the carrier dtype
-    fraclen: int | torch.Tensor   # the fractional length of each value (per channel: (C, 1, 1))
+    values: torch.Tensor  # integers, in the carrier dtype
+    fraclen: int | torch.Tensor  # the fractional length of each value (per channel: (C, 1, 1))
 
 
 def _saturate32(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(-INT32_MAX, INT32_MAX)
 
 
-def _conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
-          groups: int) -> torch.Tensor:
+def _conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, groups: int) -> torch.Tensor:
     """conv2d of integers: float carriers use torch's kernel, int64 an integer im2col."""
     if x.is_floating_point():
         return F.conv2d(x, weight, None, stride, padding, 1, groups)
@@ -73,14 +72,22 @@ class IntRequantize(nn.Module):
 class IntConv2d(nn.Module):
     """int8 weights, int32 bias at FL_x + FL_w, int32 accumulation."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, weight_fraclen: torch.Tensor,
-                 input_fraclen: int, stride: int, padding: int, groups: int) -> None:
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        weight_fraclen: torch.Tensor,
+        input_fraclen: int,
+        stride: int,
+        padding: int,
+        groups: int,
+    ) -> None:
         super().__init__()
         self.weight: torch.Tensor
         self.bias: torch.Tensor
         self.weight_fraclen: torch.Tensor
-        self.register_buffer("weight", weight)                  # (C_out, C_in/groups, k, k) int8 values
-        self.register_buffer("bias", bias)                      # (C_out,) int32 values
+        self.register_buffer("weight", weight)  # (C_out, C_in/groups, k, k) int8 values
+        self.register_buffer("bias", bias)  # (C_out,) int32 values
         self.register_buffer("weight_fraclen", weight_fraclen)  # () or (C_out,)
         self.input_fraclen, self.stride, self.padding, self.groups = input_fraclen, stride, padding, groups
 
@@ -107,8 +114,13 @@ class IntAdd(nn.Module):
     the branch's 8-bit integers count in the sum's units.
     """
 
-    def __init__(self, shortcut_fraclen: int | None = None, branch_fraclen: int | None = None,
-                 branch: IntRequantize | None = None, shortcut: IntRequantize | None = None) -> None:
+    def __init__(
+        self,
+        shortcut_fraclen: int | None = None,
+        branch_fraclen: int | None = None,
+        branch: IntRequantize | None = None,
+        shortcut: IntRequantize | None = None,
+    ) -> None:
         super().__init__()
         self.shortcut_fraclen, self.branch_fraclen = shortcut_fraclen, branch_fraclen
         self.branch, self.shortcut = branch, shortcut
@@ -147,8 +159,10 @@ class IntMaxPool2d(nn.Module):
     def __init__(self, pool: nn.MaxPool2d) -> None:
         super().__init__()
         self.kernel, self.stride, self.padding = (
-            _square(pool.kernel_size, "kernel_size"), _square(pool.stride, "stride"),
-            _square(pool.padding, "padding"))
+            _square(pool.kernel_size, "kernel_size"),
+            _square(pool.stride, "stride"),
+            _square(pool.padding, "padding"),
+        )
 
     def forward(self, x: Fixed) -> Fixed:
         low = torch.iinfo(torch.int64).min if not x.values.is_floating_point() else float("-inf")
@@ -161,14 +175,20 @@ class IntLinear(nn.Module):
     """The classifier: the int32 sum over H·W (1/(H·W) is in the weight), then an integer
     matrix product; the logits are aligned to one FL by left shifts."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, weight_fraclen: torch.Tensor,
-                 input_fraclen: int, pool_size: int) -> None:
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        weight_fraclen: torch.Tensor,
+        input_fraclen: int,
+        pool_size: int,
+    ) -> None:
         super().__init__()
         self.weight: torch.Tensor
         self.bias: torch.Tensor
         self.weight_fraclen: torch.Tensor
-        self.register_buffer("weight", weight)                  # (classes, C) int8 values
-        self.register_buffer("bias", bias)                      # (classes,) int32 values
+        self.register_buffer("weight", weight)  # (classes, C) int8 values
+        self.register_buffer("bias", bias)  # (classes,) int32 values
         self.register_buffer("weight_fraclen", weight_fraclen)  # () or (classes,)
         self.input_fraclen, self.pool_size = input_fraclen, pool_size
         self.output_fraclen = int(input_fraclen + weight_fraclen.max())
@@ -176,8 +196,10 @@ class IntLinear(nn.Module):
     def forward(self, x: Fixed) -> Fixed:
         size = x.values.shape[2] * x.values.shape[3]
         if size != self.pool_size:
-            raise RuntimeError(f"feature map of {size} positions; this model was integerized "
-                               f"for {self.pool_size}: integerize it with an input of this size")
+            raise RuntimeError(
+                f"feature map of {size} positions; this model was integerized "
+                f"for {self.pool_size}: integerize it with an input of this size"
+            )
         pooled = x.values.sum(dim=(2, 3))
         acc = pooled @ self.weight.to(pooled.dtype).T + self.bias.to(pooled.dtype)
         shift = (self.output_fraclen - self.input_fraclen - self.weight_fraclen).to(acc.device)

@@ -32,8 +32,17 @@ from f8lab.models.registry import quant_of
 from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, WeightQuant
 from f8lab.quant import FraclenEMA
 
-KNOWN = (ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, nn.MaxPool2d, nn.Identity,
-         FraclenEMA, WeightQuant)
+KNOWN = (
+    ActQuant,
+    FixAdd,
+    FixConv2d,
+    FixLinear,
+    FoldedBatchNorm2d,
+    nn.MaxPool2d,
+    nn.Identity,
+    FraclenEMA,
+    WeightQuant,
+)
 
 
 class IntegerModel(nn.Module):
@@ -52,24 +61,32 @@ class IntegerModel(nn.Module):
 def _check(model: nn.Module) -> None:
     quant = quant_of(model)
     if quant is None:
-        raise ValueError("integerize takes a fixed-point model (build_model(..., quant=QuantConfig()), "
-                         "or a model built from LayerKit(QuantConfig()))")
+        raise ValueError(
+            "integerize takes a fixed-point model (build_model(..., quant=QuantConfig()), "
+            "or a model built from LayerKit(QuantConfig()))"
+        )
     if model.training:
         raise ValueError("integerize needs the model in evaluation mode: call model.eval() first")
     if quant.floating:
         raise ValueError("a floating-mode model has no integer form: it does not round")
     for name, module in model.named_modules():
         if name and not isinstance(module, KNOWN) and not _routes_only(module):
-            raise ValueError(f"integerize does not know layer {name} ({type(module).__name__}): "
-                             "build the model from a fixed-point LayerKit's layers")
+            raise ValueError(
+                f"integerize does not know layer {name} ({type(module).__name__}): "
+                "build the model from a fixed-point LayerKit's layers"
+            )
         if isinstance(module, ActQuant) and module.tracked and module.ema.updates.item() == 0:
-            raise ValueError(f"{name} was never calibrated (its FL buffer is untouched): train "
-                             "the model or run training-mode batches through it first")
+            raise ValueError(
+                f"{name} was never calibrated (its FL buffer is untouched): train "
+                "the model or run training-mode batches through it first"
+            )
         if isinstance(module, FixAdd) and module.identity_quant is not None:
             a, b = module.identity_quant, module.output_quant
             if a.clipping and a.master is not b.master:
-                raise ValueError(f"{name}: the identity path's scales are not a power of two "
-                                 "apart (clipping levels not shared): no exact integer form")
+                raise ValueError(
+                    f"{name}: the identity path's scales are not a power of two "
+                    "apart (clipping levels not shared): no exact integer form"
+                )
 
 
 def _routes_only(module: nn.Module) -> bool:
@@ -153,13 +170,17 @@ def _add_step(add: FixAdd) -> IntAdd:
     """The integer add; with residual="int8", its terms' requantizations too."""
     branch, projection = add.branch_quant, add.shortcut_quant
     shortcut = add.identity_quant if add.identity_quant is not None else projection
-    return IntAdd(_aligned_fraclen(shortcut, add), _aligned_fraclen(branch, add),
-                  branch=None if branch is None else _requantize_step(branch),
-                  shortcut=None if projection is None else _requantize_step(projection))
+    return IntAdd(
+        _aligned_fraclen(shortcut, add),
+        _aligned_fraclen(branch, add),
+        branch=None if branch is None else _requantize_step(branch),
+        shortcut=None if projection is None else _requantize_step(projection),
+    )
 
 
-def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
-               carrier: torch.dtype = torch.int64) -> IntegerModel:
+def integerize(
+    model: nn.Module, example_input: torch.Tensor | None = None, carrier: torch.dtype = torch.int64
+) -> IntegerModel:
     """Build the integer-only model of a calibrated fixed-point model in eval mode.
 
     Args:
@@ -178,8 +199,10 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
     _check(model)
     if example_input is None:
         if not isinstance(model, Network):
-            raise ValueError(f"integerize needs example_input for a {type(model).__name__}: an "
-                             "input of the size the model will see")
+            raise ValueError(
+                f"integerize needs example_input for a {type(model).__name__}: an "
+                "input of the size the model will see"
+            )
         size = model.arch.image_size
         example_input = torch.zeros(1, model.arch.in_channels, size, size)
     reference = next(model.parameters())
@@ -194,8 +217,9 @@ def integerize(model: nn.Module, example_input: torch.Tensor | None = None,
             continue  # the 8-bit add's quantizers: part of its IntAdd
         if isinstance(module, ActQuant):
             if module in images:
-                replacements[name] = IntInput(module.wl, int(module.running_fraclen()), module.signed,
-                                              carrier)
+                replacements[name] = IntInput(
+                    module.wl, int(module.running_fraclen()), module.signed, carrier
+                )
             else:
                 replacements[name] = _requantize_step(module)
         elif isinstance(module, FixConv2d):

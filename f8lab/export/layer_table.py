@@ -32,7 +32,16 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
             assert module.output_quant is not None  # a conv of f8lab's architectures writes a tensor
             op = "depthwise conv" if module.groups > 1 else "conv"
             fl_out = int(module.output_quant.running_fraclen())
-        rows.append(dict(layer=name, op=op, fl_in=fl_in, fl_w=fraclens(fl_w),
-                         fl_acc=fraclens(fl_acc), fl_out=fl_out,
-                         shift=fraclens(fl_acc - fl_out), alpha=clip_level(quantizer)))
+        rows.append(
+            dict(
+                layer=name,
+                op=op,
+                fl_in=fl_in,
+                fl_w=fraclens(fl_w),
+                fl_acc=fraclens(fl_acc),
+                fl_out=fl_out,
+                shift=fraclens(fl_acc - fl_out),
+                alpha=clip_level(quantizer),
+            )
+        )
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -14,5 +14,17 @@ from f8lab.models.registry import (
     quant_of,
 )
 
-__all__ = ["Arch", "Network", "arch_of", "build_arch", "build_model", "describe", "forward_hooks",
-           "from_float", "is_fixed_point", "list_models", "load_float_state_dict", "quant_of"]
+__all__ = [
+    "Arch",
+    "Network",
+    "arch_of",
+    "build_arch",
+    "build_model",
+    "describe",
+    "forward_hooks",
+    "from_float",
+    "is_fixed_point",
+    "list_models",
+    "load_float_state_dict",
+    "quant_of",
+]

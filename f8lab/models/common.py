@@ -11,12 +11,25 @@ class ConvBNAct(nn.Sequential):
     """``Sequential(conv, bn, act)``, indexed like torchvision's Conv2dNormActivation; the conv
     reads the tensor of ``reads`` and writes that of ``output``, its activation."""
 
-    def __init__(self, kit: LayerKit, reads: nn.Module, in_channels: int, out_channels: int,
-                 kernel_size: int, stride: int = 1, groups: int = 1,
-                 max_value: float | None = None) -> None:
+    def __init__(
+        self,
+        kit: LayerKit,
+        reads: nn.Module,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        max_value: float | None = None,
+    ) -> None:
         bn, act = kit.norm(out_channels), kit.act(max_value)
-        super().__init__(kit.conv(in_channels, out_channels, kernel_size, stride, groups,
-                                  norm=bn, reads=reads, writes=act), bn, act)
+        super().__init__(
+            kit.conv(
+                in_channels, out_channels, kernel_size, stride, groups, norm=bn, reads=reads, writes=act
+            ),
+            bn,
+            act,
+        )
 
     @property
     def output(self) -> nn.Module:

@@ -49,11 +49,28 @@ def describe(model: nn.Module) -> pd.DataFrame:
     names = {module: name for name, module in model.named_modules()}
     rows = []
     for name, module, quantizer in quantized_layers(model):
-        rows.append(dict(layer=name, tensor="input", wl=quantizer.wl, fl=int(quantizer.running_fraclen()),
-                         signed=quantizer.signed, alpha=clip_level(quantizer),
-                         master=names[quantizer.master] if quantizer.clipping else None,
-                         quantizer=names[quantizer]))
-        rows.append(dict(layer=name, tensor="weight", wl=module.weight_quant.wl,
-                         fl=fraclens(module.weight_quant.fraclen), signed=True,
-                         alpha=math.nan, master=None, quantizer=None))
+        rows.append(
+            dict(
+                layer=name,
+                tensor="input",
+                wl=quantizer.wl,
+                fl=int(quantizer.running_fraclen()),
+                signed=quantizer.signed,
+                alpha=clip_level(quantizer),
+                master=names[quantizer.master] if quantizer.clipping else None,
+                quantizer=names[quantizer],
+            )
+        )
+        rows.append(
+            dict(
+                layer=name,
+                tensor="weight",
+                wl=module.weight_quant.wl,
+                fl=fraclens(module.weight_quant.fraclen),
+                signed=True,
+                alpha=math.nan,
+                master=None,
+                quantizer=None,
+            )
+        )
     return pd.DataFrame(rows, columns=COLUMNS)

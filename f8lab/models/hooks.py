@@ -14,8 +14,7 @@ def forward_hooks(modules: Iterable[nn.Module], hook: Callable, pre: bool = Fals
     """``hook`` on each of ``modules`` (a forward hook ``hook(module, inputs, output)``, or
     with ``pre`` a forward pre-hook ``hook(module, inputs)``) inside the ``with`` block;
     removed when it ends, however it ends."""
-    handles = [m.register_forward_pre_hook(hook) if pre else m.register_forward_hook(hook)
-               for m in modules]
+    handles = [m.register_forward_pre_hook(hook) if pre else m.register_forward_hook(hook) for m in modules]
     try:
         yield
     finally:

@@ -14,8 +14,21 @@ from f8lab.models.network import Arch, Network
 from f8lab.nn import LayerKit
 
 # c (output channels of the pointwise conv), s (stride of the depthwise conv)
-SEPARABLE_BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-                    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
+SEPARABLE_BLOCKS = [
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
+]
 
 
 class MobileNetV1(Network):
@@ -44,4 +57,3 @@ class MobileNetV1(Network):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.features(self.image(x))))
-

@@ -27,8 +27,14 @@ def list_models() -> list[str]:
     return sorted(BUILDERS)
 
 
-def build_model(name: str, num_classes: int = 1000, quant: QuantConfig | None = None,
-                stem: str = "imagenet", in_channels: int = 3, width: float = 1.0) -> Network:
+def build_model(
+    name: str,
+    num_classes: int = 1000,
+    quant: QuantConfig | None = None,
+    stem: str = "imagenet",
+    in_channels: int = 3,
+    width: float = 1.0,
+) -> Network:
     """Build an architecture, float (``quant=None``) or fixed point.
 
     Args:
@@ -59,8 +65,10 @@ def arch_of(model: nn.Module) -> Arch:
     """What a model was built as: its Network's ``arch`` (an AffineQAT model's too)."""
     arch = getattr(model, "arch", None)
     if not isinstance(arch, Arch):
-        raise ValueError(f"{type(model).__name__} was not built by f8lab.models.build_model: "
-                         "this needs the architecture it was built as")
+        raise ValueError(
+            f"{type(model).__name__} was not built by f8lab.models.build_model: "
+            "this needs the architecture it was built as"
+        )
     return arch
 
 
@@ -92,11 +100,20 @@ def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tenso
     extras = fixed_point_only_keys(model) if is_fixed_point(model) else set()
     missing = [k for k in own if k not in state_dict and k not in extras]
     unexpected = [k for k in state_dict if k not in own]
-    mismatched = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
-                  for k in state_dict if k in own and state_dict[k].shape != own[k].shape]
-    parts = [f"{len(keys)} {what}, first: {', '.join(keys[:3])}"
-             for keys, what in ((missing, "missing key(s)"), (unexpected, "unexpected key(s)"),
-                                (mismatched, "shape mismatch(es) (given vs model)")) if keys]
+    mismatched = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        for k in state_dict
+        if k in own and state_dict[k].shape != own[k].shape
+    ]
+    parts = [
+        f"{len(keys)} {what}, first: {', '.join(keys[:3])}"
+        for keys, what in (
+            (missing, "missing key(s)"),
+            (unexpected, "unexpected key(s)"),
+            (mismatched, "shape mismatch(es) (given vs model)"),
+        )
+        if keys
+    ]
     if parts:
         raise ValueError(
             f"state dict does not fit {arch_of(model).name} ({arch_of(model)}): {'; '.join(parts)}. "

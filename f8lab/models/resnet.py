@@ -15,20 +15,21 @@ from f8lab.models.network import Arch, Network
 from f8lab.nn import Add, FixAdd, LayerKit
 
 
-def _shortcut(kit: LayerKit, reads: nn.Module, inplanes: int, outplanes: int, stride: int,
-              add: Add | FixAdd) -> nn.Sequential:
+def _shortcut(
+    kit: LayerKit, reads: nn.Module, inplanes: int, outplanes: int, stride: int, add: Add | FixAdd
+) -> nn.Sequential:
     """The projection shortcut: a strided 1x1 conv + BN, written in the add's units."""
     norm = kit.norm(outplanes)
-    conv = kit.conv(inplanes, outplanes, 1, stride, norm=norm, reads=reads,
-                    writes=add.shortcut_target)
+    conv = kit.conv(inplanes, outplanes, 1, stride, norm=norm, reads=reads, writes=add.shortcut_target)
     return nn.Sequential(conv, norm)
 
 
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, kit: LayerKit, reads: nn.Module, inplanes: int, planes: int,
-                 stride: int, project: bool) -> None:
+    def __init__(
+        self, kit: LayerKit, reads: nn.Module, inplanes: int, planes: int, stride: int, project: bool
+    ) -> None:
         super().__init__()
         bn1, act1 = kit.norm(planes), kit.act()
         self.conv1 = kit.conv(inplanes, planes, 3, stride, norm=bn1, reads=reads, writes=act1)
@@ -51,8 +52,9 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, kit: LayerKit, reads: nn.Module, inplanes: int, planes: int,
-                 stride: int, project: bool) -> None:
+    def __init__(
+        self, kit: LayerKit, reads: nn.Module, inplanes: int, planes: int, stride: int, project: bool
+    ) -> None:
         super().__init__()
         bn1, act1 = kit.norm(planes), kit.act()
         self.conv1 = kit.conv(inplanes, planes, 1, norm=bn1, reads=reads, writes=act1)
@@ -63,8 +65,7 @@ class Bottleneck(nn.Module):
         act_out = kit.act(tied_to=None if project else reads)
         add = kit.add(out=act_out, identity=None if project else reads)
         bn3 = kit.norm(planes * 4)
-        self.conv3 = kit.conv(planes, planes * 4, 1, norm=bn3, reads=act2,
-                              writes=add.branch_target)
+        self.conv3 = kit.conv(planes, planes * 4, 1, norm=bn3, reads=act2, writes=add.branch_target)
         self.bn3 = bn3
         self.downsample = _shortcut(kit, reads, inplanes, planes * 4, stride, add) if project else None
         self.add, self.act_out = add, act_out
@@ -80,15 +81,23 @@ class Bottleneck(nn.Module):
 class ResNet(Network):
     """ResNet with an ImageNet stem (7x7/2 conv + max pool) or a small-input stem (3x3/1)."""
 
-    def __init__(self, block: type[BasicBlock | Bottleneck], layers: list[int], kit: LayerKit,
-                 arch: Arch) -> None:
+    def __init__(
+        self, block: type[BasicBlock | Bottleneck], layers: list[int], kit: LayerKit, arch: Arch
+    ) -> None:
         super().__init__(kit, arch)
         planes = [max(1, int(64 * arch.width * 2**i)) for i in range(4)]
         self.image = kit.image_input()
         imagenet = arch.stem == "imagenet"
         bn1, act1 = kit.norm(planes[0]), kit.act()
-        self.conv1 = kit.conv(arch.in_channels, planes[0], 7 if imagenet else 3, 2 if imagenet else 1,
-                              norm=bn1, reads=self.image, writes=act1)
+        self.conv1 = kit.conv(
+            arch.in_channels,
+            planes[0],
+            7 if imagenet else 3,
+            2 if imagenet else 1,
+            norm=bn1,
+            reads=self.image,
+            writes=act1,
+        )
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if imagenet else nn.Identity()
         self.bn1, self.act1 = bn1, act1
         inplanes, reads = planes[0], act1

@@ -8,5 +8,14 @@ from f8lab.nn.linear import FixLinear
 from f8lab.nn.residual import Add, FixAdd
 from f8lab.nn.weight_quant import WeightQuant
 
-__all__ = ["ActQuant", "Add", "FixAdd", "FixConv2d", "FixLinear", "FoldedBatchNorm2d",
-           "LayerKit", "WeightQuant", "check_finite_formats"]
+__all__ = [
+    "ActQuant",
+    "Add",
+    "FixAdd",
+    "FixConv2d",
+    "FixLinear",
+    "FoldedBatchNorm2d",
+    "LayerKit",
+    "WeightQuant",
+    "check_finite_formats",
+]

@@ -45,8 +45,14 @@ class ActQuant(nn.Module):
             one keeps its own FL and signedness, and clips at ``clip_level()``.
     """
 
-    def __init__(self, config: QuantConfig, signed: bool = False, max_value: float | None = None,
-                 fixed_fraclen: int | None = None, tied_to: ActQuant | None = None) -> None:
+    def __init__(
+        self,
+        config: QuantConfig,
+        signed: bool = False,
+        max_value: float | None = None,
+        fixed_fraclen: int | None = None,
+        tied_to: ActQuant | None = None,
+    ) -> None:
         super().__init__()
         self.config, self.signed, self.max_value = config, signed, max_value
         self.wl = config.wl
@@ -127,8 +133,9 @@ class ActQuant(nn.Module):
         fl = self.running_fraclen()
         self.pass_fraclen = fl
         if self.training and self.tracked:
-            choice = select_fraclen(u, self.wl, self.signed, self.config.fraclen_method,
-                                    source=self.config.coefficients)
+            choice = select_fraclen(
+                u, self.wl, self.signed, self.config.fraclen_method, source=self.config.coefficients
+            )
             self.finite = self.finite & choice.finite
             self.ema.update(choice.fraclen)
             fl = choice.fraclen

@@ -62,8 +62,9 @@ class _ChannelMoments(torch.autograd.Function):
         shape = (1, -1, 1, 1)
         grad_mean = torch.zeros_like(grad_square) if grad_mean is None else grad_mean
         grad_square = torch.zeros_like(grad_mean) if grad_square is None else grad_square
-        return torch.addcmul((grad_mean / ctx.count).view(shape), y,
-                             (2.0 / ctx.count * grad_square).view(shape))
+        return torch.addcmul(
+            (grad_mean / ctx.count).view(shape), y, (2.0 / ctx.count * grad_square).view(shape)
+        )
 
 
 def batch_statistics(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,8 +73,7 @@ def batch_statistics(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, (square - mean.square()).clamp(min=0)
 
 
-def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor,
-                          count: int) -> None:
+def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
     """BatchNorm's own update: unbiased variance, momentum or cumulative average. New
     tensors, not in-place updates (see ActQuant.forward): the running fold reads them."""
     running_mean, running_var = running_statistics(bn)
@@ -82,8 +82,7 @@ def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Ten
     bn.num_batches_tracked = tracked = tracked + 1
     momentum = bn.momentum if bn.momentum is not None else 1.0 / tracked
     bn.running_mean = torch.lerp(running_mean, mean, momentum)  # type: ignore[arg-type]
-    bn.running_var = torch.lerp(running_var, var * count / max(count - 1, 1),
-                                momentum)  # type: ignore[arg-type]
+    bn.running_var = torch.lerp(running_var, var * count / max(count - 1, 1), momentum)  # type: ignore[arg-type]
 
 
 def running_statistics(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,9 +95,20 @@ class FixConv2d(nn.Conv2d):
     """A fixed-point conv+BN layer: it folds ``bn`` (registered beside it, as torchvision's),
     reads the tensor of ``input_quant`` and writes that of ``output_quant`` (None: logits)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, groups: int = 1, *, config: QuantConfig, bn: nn.BatchNorm2d,
-                 input_quant: ActQuant, output_quant: ActQuant | None) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        groups: int = 1,
+        *,
+        config: QuantConfig,
+        bn: nn.BatchNorm2d,
+        input_quant: ActQuant,
+        output_quant: ActQuant | None,
+    ) -> None:
         if groups not in (1, in_channels) or (groups > 1 and out_channels != in_channels):
             raise NotImplementedError(
                 f"grouped convolution with groups={groups} ({in_channels} -> {out_channels} "
@@ -107,8 +117,7 @@ class FixConv2d(nn.Conv2d):
             )
         if not isinstance(bn, nn.BatchNorm2d):
             raise TypeError(f"FixConv2d folds a BatchNorm2d, got {type(bn).__name__}")
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding,
-                         groups=groups, bias=False)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn_fold = config.bn_fold
         self.weight_quant = WeightQuant(config, out_channels)
         self._bn = Link(bn)
@@ -167,8 +176,9 @@ class FixConv2d(nn.Conv2d):
         with torch.no_grad():
             _update_running_stats(bn, mean, var, z.numel() // z.shape[1])
         sigma = torch.sqrt(var + bn.eps)
-        bias = self.weight_quant.quantize_bias((bn.bias - bn.weight * mean / sigma) / s_out,
-                                               self.input_quant.batch_fraclen)
+        bias = self.weight_quant.quantize_bias(
+            (bn.bias - bn.weight * mean / sigma) / s_out, self.input_quant.batch_fraclen
+        )
         return torch.addcmul(bias.view(1, -1, 1, 1), z, (sigma_running / sigma).view(1, -1, 1, 1))
 
     def forward(self, x_q: torch.Tensor) -> torch.Tensor:

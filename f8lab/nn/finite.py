@@ -19,8 +19,7 @@ def check_finite_formats(model: nn.Module) -> None:
 
     One read of the device for the whole model; a float model passes at no cost.
     """
-    quantizers = [(name, m) for name, m in model.named_modules()
-                  if isinstance(m, (ActQuant, WeightQuant))]
+    quantizers = [(name, m) for name, m in model.named_modules() if isinstance(m, (ActQuant, WeightQuant))]
     if not quantizers:
         return
     finite = torch.stack([m.finite for _, m in quantizers]).tolist()

@@ -37,19 +37,35 @@ class LayerKit:
             raise ValueError("the float kit has no QuantConfig")
         return self.quant
 
-    def conv(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-             groups: int = 1, *, norm: nn.Module, reads: nn.Module,
-             writes: nn.Module | None) -> nn.Module:
+    def conv(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        *,
+        norm: nn.Module,
+        reads: nn.Module,
+        writes: nn.Module | None,
+    ) -> nn.Module:
         """A convolution followed by ``norm`` (built first, with ``norm(channels)``), reading
         the tensor of ``reads`` and writing the tensor of ``writes`` (None: logits)."""
         padding = (kernel_size - 1) // 2
         if self.fixed_point:
-            return FixConv2d(in_channels, out_channels, kernel_size, stride, padding, groups,
-                             config=self.config, bn=_fixed(norm, nn.BatchNorm2d),
-                             input_quant=_fixed(reads, ActQuant),
-                             output_quant=None if writes is None else _fixed(writes, ActQuant))
-        return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
-                         groups=groups, bias=False)
+            return FixConv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                groups,
+                config=self.config,
+                bn=_fixed(norm, nn.BatchNorm2d),
+                input_quant=_fixed(reads, ActQuant),
+                output_quant=None if writes is None else _fixed(writes, ActQuant),
+            )
+        return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
 
     def norm(self, channels: int) -> nn.Module:
         return FoldedBatchNorm2d(channels) if self.fixed_point else nn.BatchNorm2d(channels)
@@ -58,8 +74,7 @@ class LayerKit:
         """ReLU (or ReLU6 with ``max_value=6``); fixed point: an unsigned ActQuant, sharing the
         clipping level of ``tied_to`` (an identity path's other end) if the config shares."""
         if self.fixed_point:
-            return ActQuant(self.config, signed=False, max_value=max_value,
-                            tied_to=self._tie(tied_to))
+            return ActQuant(self.config, signed=False, max_value=max_value, tied_to=self._tie(tied_to))
         return nn.ReLU6(inplace=True) if max_value == 6 else nn.ReLU(inplace=True)
 
     def signed_act(self, tied_to: nn.Module | None = None) -> nn.Module:
@@ -102,9 +117,13 @@ class LayerKit:
     def linear(self, in_features: int, out_features: int, *, reads: nn.Module) -> nn.Module:
         """The classifier, reading the last feature map (the tensor of ``reads``)."""
         if self.fixed_point:
-            return FixLinear(in_features, out_features, config=self.config,
-                             input_quant=_fixed(reads, ActQuant),
-                             rescale_forward=self.config.rescale_classifier)
+            return FixLinear(
+                in_features,
+                out_features,
+                config=self.config,
+                input_quant=_fixed(reads, ActQuant),
+                rescale_forward=self.config.rescale_classifier,
+            )
         return nn.Linear(in_features, out_features)
 
 
@@ -114,6 +133,8 @@ Layer = TypeVar("Layer", bound=nn.Module)
 def _fixed(module: nn.Module, kind: type[Layer]) -> Layer:
     """``module`` as the fixed-point kit built it: a float layer here is a programming error."""
     if not isinstance(module, kind):
-        raise TypeError(f"a fixed-point layer takes a {kind.__name__} here, got "
-                        f"{type(module).__name__}: build it with the same fixed-point kit")
+        raise TypeError(
+            f"a fixed-point layer takes a {kind.__name__} here, got "
+            f"{type(module).__name__}: build it with the same fixed-point kit"
+        )
     return module

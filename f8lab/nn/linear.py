@@ -28,8 +28,15 @@ class FixLinear(nn.Linear):
     """A fixed-point linear layer over a globally sum-pooled feature map, reading the
     tensor of ``input_quant``."""
 
-    def __init__(self, in_features: int, out_features: int, *, config: QuantConfig,
-                 input_quant: ActQuant, rescale_forward: bool = False) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        config: QuantConfig,
+        input_quant: ActQuant,
+        rescale_forward: bool = False,
+    ) -> None:
         super().__init__(in_features, out_features, bias=True)
         self.rescale_forward = rescale_forward
         self.weight_quant = WeightQuant(config, out_features)

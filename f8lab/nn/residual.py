@@ -36,8 +36,9 @@ class FixAdd(nn.Module):
     ``identity_quant`` the block input's for an identity shortcut, None for a projection.
     """
 
-    def __init__(self, config: QuantConfig, output_quant: ActQuant,
-                 identity_quant: ActQuant | None = None) -> None:
+    def __init__(
+        self, config: QuantConfig, output_quant: ActQuant, identity_quant: ActQuant | None = None
+    ) -> None:
         super().__init__()
         self.branch_quant: ActQuant | None = None
         self.shortcut_quant: ActQuant | None = None
@@ -68,8 +69,9 @@ class FixAdd(nn.Module):
         """The quantizer whose units a projection shortcut's conv writes in."""
         return self.shortcut_quant if self.shortcut_quant is not None else self.output_quant
 
-    def _in_output_units(self, x: torch.Tensor, quantizer: ActQuant | None,
-                         output_scale: torch.Tensor, quantize: bool) -> torch.Tensor:
+    def _in_output_units(
+        self, x: torch.Tensor, quantizer: ActQuant | None, output_scale: torch.Tensor, quantize: bool
+    ) -> torch.Tensor:
         if quantizer is None:
             return x
         return (quantizer(x) if quantize else x) * (quantizer.pass_scale() / output_scale)

@@ -34,8 +34,9 @@ class WeightQuant(nn.Module):
         if self.config.fraclen_method == "fixed":
             fl = self.fraclen.to(weight.dtype)
         else:
-            choice = select_fraclen(weight, self.wl, True, self.config.fraclen_method, self.dim,
-                                    self.config.coefficients)
+            choice = select_fraclen(
+                weight, self.wl, True, self.config.fraclen_method, self.dim, self.config.coefficients
+            )
             fl = choice.fraclen
             # new tensors, not in-place updates (see ActQuant.forward)
             self.finite = self.finite & choice.finite

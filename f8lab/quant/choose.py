@@ -31,11 +31,17 @@ class FraclenChoice(NamedTuple):
     """A fractional length chosen on the device."""
 
     fraclen: torch.Tensor  # float, integer values: 0-dim, or one per slice along dim
-    finite: torch.Tensor   # 0-dim bool: False when the tensor held NaN or Inf
+    finite: torch.Tensor  # 0-dim bool: False when the tensor held NaN or Inf
 
 
-def select_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: str = "std",
-                   dim: int | None = None, source: str = "published") -> FraclenChoice:
+def select_fraclen(
+    x: torch.Tensor,
+    wl: int = 8,
+    signed: bool = True,
+    method: str = "std",
+    dim: int | None = None,
+    source: str = "published",
+) -> FraclenChoice:
     """The fractional length for ``x`` as a tensor on ``x``'s device, with no host
     synchronisation: what a layer uses in a training step.
 
@@ -51,16 +57,21 @@ def select_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: st
         return FraclenChoice((hi - best.indices).to(x.dtype), torch.isfinite(best.values).all())
     if method == "max":
         peak = tensor_peak(x, signed, dim)
-        return FraclenChoice(max_fit_fraclen(peak, wl, signed).to(x.dtype),
-                             torch.isfinite(peak).all())
+        return FraclenChoice(max_fit_fraclen(peak, wl, signed).to(x.dtype), torch.isfinite(peak).all())
     check_choice(method, FRACLEN_METHODS, "fractional-length method")
     stat = tensor_stat(x, method, signed, dim)
     fraclen = formula_fraclen(stat, coefficient(wl, signed, method, source), lo, hi)
     return FraclenChoice(fraclen.to(x.dtype), torch.isfinite(stat).all())
 
 
-def choose_fraclen(x: torch.Tensor, wl: int = 8, signed: bool = True, method: str = "std",
-                   dim: int | None = None, source: str = "published") -> int | torch.Tensor:
+def choose_fraclen(
+    x: torch.Tensor,
+    wl: int = 8,
+    signed: bool = True,
+    method: str = "std",
+    dim: int | None = None,
+    source: str = "published",
+) -> int | torch.Tensor:
     """The fractional length for ``x``: the formula on a statistic, or grid search.
 
     Args:

@@ -26,19 +26,19 @@ class QuantConfig:
 
     wl: int = setting(8, check=word_length)  # word length of weights and layer inputs, 2..16
     weight_fraclen: int | None = None  # weight FL when fraclen_method="fixed"; None: wl - 1
-    input_fraclen: int | None = None   # initial input FL (EMA buffer); None: wl - 2
+    input_fraclen: int | None = None  # initial input FL (EMA buffer); None: wl - 2
     # how FLs are chosen: "std" | "mean" | "rms" (formula), "grid", "max" (the largest value
     # fits: classic dynamic fixed point), "fixed" (weight_fraclen / input_fraclen throughout)
     fraclen_method: str = setting("std", choices=FRACLEN_METHODS + ("fixed",))
     coefficients: str = setting("published", choices=COEFFICIENT_SOURCES)  # formula coefficients
-    per_channel: bool = False        # one weight FL per output channel instead of per layer
-    clipping: bool = True            # PACT clipping with a learned level; False: s = 1
-    floating: bool = False           # run the same graph without rounding (the FP baseline)
+    per_channel: bool = False  # one weight FL per output channel instead of per layer
+    clipping: bool = True  # PACT clipping with a learned level; False: s = 1
+    floating: bool = False  # run the same graph without rounding (the FP baseline)
     ema_momentum: float = setting(0.1, check=up_to_one)  # fl <- m * FL_batch + (1 - m) * fl
     alpha_init: float = setting(8.0, check=positive)  # initial PACT clipping level
-    share_clipping: bool = True      # tensors tied by an identity path share one alpha
+    share_clipping: bool = True  # tensors tied by an identity path share one alpha
     rescale_classifier: bool = False  # classifier weight / (sqrt(N_out) * std): "rescale forward"
-    signed_input: bool = False       # normalised images (signed FL 5) instead of pixels/256 (FL 8)
+    signed_input: bool = False  # normalised images (signed FL 5) instead of pixels/256 (FL 8)
     # BN folding in training: "batch" (F8Net's, two convolutions) or "running" (one
     # convolution, corrected to batch statistics)
     bn_fold: str = setting("batch", choices=("batch", "running"))
@@ -55,12 +55,12 @@ class QuantConfig:
         for old, value in (("bits", bits), ("fraclen", fraclen)):
             if value is not None:
                 new = self.RENAMED[old]
-                warnings.warn(f"QuantConfig({old}=...) is now QuantConfig({new}=...)",
-                              DeprecationWarning, stacklevel=3)
+                warnings.warn(
+                    f"QuantConfig({old}=...) is now QuantConfig({new}=...)", DeprecationWarning, stacklevel=3
+                )
                 object.__setattr__(self, new, value)
         check_settings(self)
         weight = self.wl - 1 if self.weight_fraclen is None else self.weight_fraclen
         inputs = max(self.wl - 2, 0) if self.input_fraclen is None else self.input_fraclen
         object.__setattr__(self, "weight_fraclen", check_fraclen(weight, self.wl, signed=True))
         object.__setattr__(self, "input_fraclen", check_fraclen(inputs, self.wl, signed=True))
-

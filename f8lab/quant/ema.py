@@ -21,8 +21,7 @@ class FraclenEMA(nn.Module):
     (how many batches it has seen; 0 means never calibrated).
     """
 
-    def __init__(self, wl: int = 8, signed: bool = True, init: int = 6,
-                 momentum: float = 0.1) -> None:
+    def __init__(self, wl: int = 8, signed: bool = True, init: int = 6, momentum: float = 0.1) -> None:
         super().__init__()
         check_fraclen(init, wl, signed)
         if not 0.0 < momentum <= 1.0:

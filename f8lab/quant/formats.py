@@ -21,8 +21,7 @@ def check_word_length(wl: int) -> int:
         raise TypeError(f"word length must be an integer, got {wl!r} ({type(wl).__name__})")
     if not MIN_WORD_LENGTH <= wl <= MAX_WORD_LENGTH:
         raise ValueError(
-            f"word length {wl} is out of range: f8lab supports "
-            f"{MIN_WORD_LENGTH}..{MAX_WORD_LENGTH} bits"
+            f"word length {wl} is out of range: f8lab supports {MIN_WORD_LENGTH}..{MAX_WORD_LENGTH} bits"
         )
     return int(wl)
 
@@ -68,24 +67,18 @@ def check_fraclen(fl: int | torch.Tensor, wl: int, signed: bool) -> int | torch.
     lo, hi = fraclen_range(wl, signed)
     if isinstance(fl, torch.Tensor):
         if fl.is_floating_point() and not torch.equal(fl, fl.round()):
-            raise ValueError(
-                f"fractional lengths must be integers, got {fl.tolist()}; round them first"
-            )
+            raise ValueError(f"fractional lengths must be integers, got {fl.tolist()}; round them first")
         if fl.numel() and (fl.min() < lo or fl.max() > hi):
             raise ValueError(
-                f"fractional lengths {fl.tolist()} are out of range for "
-                f"{_describe(wl, signed)} ({lo}..{hi})"
+                f"fractional lengths {fl.tolist()} are out of range for {_describe(wl, signed)} ({lo}..{hi})"
             )
         return fl
     if isinstance(fl, bool) or not isinstance(fl, numbers.Integral):
         raise TypeError(
-            f"fractional length must be an integer, got {fl!r} ({type(fl).__name__}); "
-            "round it first"
+            f"fractional length must be an integer, got {fl!r} ({type(fl).__name__}); round it first"
         )
     if not lo <= fl <= hi:
-        raise ValueError(
-            f"fractional length {fl} is out of range for {_describe(wl, signed)} ({lo}..{hi})"
-        )
+        raise ValueError(f"fractional length {fl} is out of range for {_describe(wl, signed)} ({lo}..{hi})")
     return int(fl)
 
 

@@ -51,8 +51,7 @@ def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-def coefficient(wl: int = 8, signed: bool = True, metric: str = "std",
-                source: str = "published") -> float:
+def coefficient(wl: int = 8, signed: bool = True, metric: str = "std", source: str = "published") -> float:
     """The coefficient ``C`` of the formula.
 
     Args:
@@ -73,8 +72,9 @@ def coefficient(wl: int = 8, signed: bool = True, metric: str = "std",
     return float(table["derived"][str(wl)][kind][metric])
 
 
-def tensor_stat(x: torch.Tensor, metric: str = "std", signed: bool = True,
-                dim: int | None = None) -> torch.Tensor:
+def tensor_stat(
+    x: torch.Tensor, metric: str = "std", signed: bool = True, dim: int | None = None
+) -> torch.Tensor:
     """The statistic the formula reads, over the whole tensor or per slice along ``dim``.
 
     "std" is the population standard deviation of ``x`` as given; "mean" and "rms" are
@@ -93,8 +93,13 @@ def tensor_stat(x: torch.Tensor, metric: str = "std", signed: bool = True,
     return values.abs().mean(dim=rows) if metric == "mean" else values.square().mean(dim=rows).sqrt()
 
 
-def fraclen_from_stat(stat: float | torch.Tensor, wl: int = 8, signed: bool = True,
-                      metric: str = "std", source: str = "published") -> int | torch.Tensor:
+def fraclen_from_stat(
+    stat: float | torch.Tensor,
+    wl: int = 8,
+    signed: bool = True,
+    metric: str = "std",
+    source: str = "published",
+) -> int | torch.Tensor:
     """The formula ``FL* = clamp(floor(log2(C / stat)), 0, FL_max)``.
 
     A statistic of 0 (a constant tensor) gives the largest fractional length: nothing can

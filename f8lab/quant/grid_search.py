@@ -13,8 +13,9 @@ from f8lab.quant.fix_quant import fix_quant
 from f8lab.quant.formats import channel_rows, check_finite, fraclen_range
 
 
-def quant_rmse(x: torch.Tensor, wl: int, fl: int | torch.Tensor, signed: bool,
-               dim: int | None = None) -> torch.Tensor:
+def quant_rmse(
+    x: torch.Tensor, wl: int, fl: int | torch.Tensor, signed: bool, dim: int | None = None
+) -> torch.Tensor:
     """RMS error of ``fix_quant`` against the intended values (``relu(x)`` when unsigned).
 
     Returns:
@@ -27,8 +28,9 @@ def quant_rmse(x: torch.Tensor, wl: int, fl: int | torch.Tensor, signed: bool,
     return rmse[0] if dim is None else rmse
 
 
-def fraclen_grid_search(x: torch.Tensor, wl: int = 8, signed: bool = True,
-                        dim: int | None = None) -> torch.Tensor:
+def fraclen_grid_search(
+    x: torch.Tensor, wl: int = 8, signed: bool = True, dim: int | None = None
+) -> torch.Tensor:
     """The fractional length with the smallest RMS quantization error.
 
     Ties go to the larger fractional length (the finer grid); a constant zero tensor

@@ -15,8 +15,13 @@ from f8lab.quant.formats import int_range
 _INTEGER_DTYPES = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
 
 
-def requantize(acc: torch.Tensor, acc_fl: int | torch.Tensor, out_fl: int | torch.Tensor,
-               wl: int = 8, signed: bool = True) -> torch.Tensor:
+def requantize(
+    acc: torch.Tensor,
+    acc_fl: int | torch.Tensor,
+    out_fl: int | torch.Tensor,
+    wl: int = 8,
+    signed: bool = True,
+) -> torch.Tensor:
     """Shift integers at fractional length ``acc_fl`` to ``out_fl`` and saturate to ``wl`` bits.
 
     Args:

@@ -51,10 +51,13 @@ def model_state(model: nn.Module) -> dict:
     """What a checkpoint needs to rebuild ``model``: architecture, quant settings (F8Net's or
     torch.ao's affine ones), weights."""
     quant, affine = quant_of(model), affine_config_of(model)
-    return {"kind": KIND, "arch": dataclasses.asdict(arch_of(model)),
-            "quant": dataclasses.asdict(quant) if quant is not None else None,
-            "affine": dataclasses.asdict(affine) if affine is not None else None,
-            "model": model.state_dict()}
+    return {
+        "kind": KIND,
+        "arch": dataclasses.asdict(arch_of(model)),
+        "quant": dataclasses.asdict(quant) if quant is not None else None,
+        "affine": dataclasses.asdict(affine) if affine is not None else None,
+        "model": model.state_dict(),
+    }
 
 
 def load_tensors(path: str | Path) -> Any:
@@ -74,14 +77,17 @@ def load_tensors(path: str | Path) -> Any:
             raise CheckpointError(
                 f"{path} refused: it pickles the Python object {unsafe.group(1)}, and loading "
                 "it could run code; f8lab loads tensors and plain containers only, as "
-                "`f8lab train` writes them") from None
-        raise CheckpointError(f"{path} is damaged or not a checkpoint (not a torch.save "
-                              "file of tensors)") from None
+                "`f8lab train` writes them"
+            ) from None
+        raise CheckpointError(
+            f"{path} is damaged or not a checkpoint (not a torch.save file of tensors)"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError) as error:
         # what torch's unpickler raises on bytes that are not a checkpoint
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path} cannot be read ({first}): the file is truncated, "
-                              "damaged or not a checkpoint") from None
+        raise CheckpointError(
+            f"{path} cannot be read ({first}): the file is truncated, damaged or not a checkpoint"
+        ) from None
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -101,7 +107,9 @@ def model_from_state(state: dict) -> nn.Module:
     """Rebuild the model of a checkpoint already read by ``read_checkpoint``, in eval mode."""
     model: nn.Module
     if state.get("affine") is not None:
-        model = prepare_affine_qat(build_model(**state["arch"]), AffineConfig(**upgraded(AffineConfig, state["affine"])))
+        model = prepare_affine_qat(
+            build_model(**state["arch"]), AffineConfig(**upgraded(AffineConfig, state["affine"]))
+        )
         model.load_state_dict(state["model"], strict=True)
         return model.eval()
     quant = QuantConfig(**upgraded(QuantConfig, state["quant"])) if state["quant"] is not None else None

@@ -60,10 +60,10 @@ class DataSection:
     dataset: str = setting("fashion_mnist", choices=("fashion_mnist", "imagenet", "synthetic"))
     root: str | None = setting(None, resumable=True)  # None: f8lab's default (F8LAB_DATA or data/)
     batch_size: int = setting(128, check=positive)  # per process
-    augment: bool = True            # random crop + flip (Fashion-MNIST), RandomResizedCrop (ImageNet)
-    normalize: bool = False         # ImageNet mean/std normalisation instead of round(255x)/256
+    augment: bool = True  # random crop + flip (Fashion-MNIST), RandomResizedCrop (ImageNet)
+    normalize: bool = False  # ImageNet mean/std normalisation instead of round(255x)/256
     train_limit: int | None = setting(None, check=positive)  # only the first N training images
-    test_limit: int | None = setting(None, check=positive)   # only the first N test images
+    test_limit: int | None = setting(None, check=positive)  # only the first N test images
     workers: int = setting(4, check=non_negative, resumable=True)  # DataLoader workers (ImageNet)
 
     def __post_init__(self) -> None:
@@ -102,8 +102,7 @@ class RunSection:
     log_every: int = setting(50, check=positive, resumable=True)
     compile: bool = setting(False, resumable=True)  # put the model through torch.compile
     # "auto" (channels_last on the CPU, contiguous on CUDA), "channels_last" or "contiguous"
-    memory_format: str = setting("auto", choices=("auto", "channels_last", "contiguous"),
-                                 resumable=True)
+    memory_format: str = setting("auto", choices=("auto", "channels_last", "contiguous"), resumable=True)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -122,8 +121,14 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection,
-            "quant": QuantConfig, "run": RunSection, "affine": AffineConfig}
+SECTIONS = {
+    "model": ModelSection,
+    "data": DataSection,
+    "optim": OptimSection,
+    "quant": QuantConfig,
+    "run": RunSection,
+    "affine": AffineConfig,
+}
 NULLABLE = ("quant", "affine")  # sections that may be null: a float run has neither
 # what may differ between a run and its resumption
 RESUMABLE = {(name, key) for name, cls in SECTIONS.items() for key in resumable_keys(cls)}
@@ -153,23 +158,21 @@ def _read_yaml(text: str, source: str):
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or type(error).__name__
-        raise ConfigError(f"{source}: not valid YAML ({problem}{where}); quote values that "
-                          "hold ':', '{' or '['") from None
+        raise ConfigError(
+            f"{source}: not valid YAML ({problem}{where}); quote values that hold ':', '{{' or '['"
+        ) from None
 
 
 def _apply(tree: dict, dotted: str, value, source: str) -> None:
     section, _, key = dotted.partition(".")
     if section not in SECTIONS or not key:
-        raise ConfigError(
-            f"{source}: {dotted!r} is not section.key; sections: {', '.join(SECTIONS)}"
-        )
+        raise ConfigError(f"{source}: {dotted!r} is not section.key; sections: {', '.join(SECTIONS)}")
     if tree.get(section) is None:
         tree[section] = {}
     tree[section][key] = value
 
 
-def load_config(path: str | Path, profile: str = "default",
-                overrides: Sequence[str] = ()) -> RunConfig:
+def load_config(path: str | Path, profile: str = "default", overrides: Sequence[str] = ()) -> RunConfig:
     """Read a YAML config, apply a profile's overrides and ``key=value`` overrides, validate.
 
     Args:
@@ -181,14 +184,16 @@ def load_config(path: str | Path, profile: str = "default",
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
-        raise ConfigError(f"config file {path} {what}; give a YAML file such as "
-                          "configs/fashion_mnist/resnet18_fp.yaml")
+        raise ConfigError(
+            f"config file {path} {what}; give a YAML file such as configs/fashion_mnist/resnet18_fp.yaml"
+        )
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     raw = _read_yaml(path.read_text(), str(path))
     if raw is None:
-        raise ConfigError(f"{path} is empty: a config names at least its model and data "
-                          "(see configs/fashion_mnist/)")
+        raise ConfigError(
+            f"{path} is empty: a config names at least its model and data (see configs/fashion_mnist/)"
+        )
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections")
     tree = copy.deepcopy({k: v for k, v in raw.items() if k != "profiles"})
@@ -222,8 +227,10 @@ def load_config(path: str | Path, profile: str = "default",
 
 def _one_scheme(config: RunConfig, source: str) -> RunConfig:
     if config.quant is not None and config.affine is not None:
-        raise ConfigError(f"{source}: quant and affine are both set; a run is F8Net's fixed "
-                          "point (quant) or torch.ao's affine QAT (affine): set the other to null")
+        raise ConfigError(
+            f"{source}: quant and affine are both set; a run is F8Net's fixed "
+            "point (quant) or torch.ao's affine QAT (affine): set the other to null"
+        )
     return config
 
 
@@ -231,9 +238,11 @@ def config_from_dict(tree: dict) -> RunConfig:
     """Rebuild a RunConfig saved in a checkpoint by ``RunConfig.to_dict`` (a checkpoint
     written before the ``affine`` section existed has none; keys renamed since are renamed)."""
     sections: dict[str, Any] = {
-        name: None if name in NULLABLE and values is None
+        name: None
+        if name in NULLABLE and values is None
         else _build_section(name, upgraded(SECTIONS[name], values), "checkpoint")
-        for name, values in tree.items()}
+        for name, values in tree.items()
+    }
     return _one_scheme(RunConfig(**sections), "checkpoint")
 
 
@@ -245,14 +254,15 @@ def resumed_config(saved: dict, given: RunConfig, where: str) -> RunConfig:
     refused = []
     for section in SECTIONS:
         if (old[section] is None) != (new[section] is None):
-            refused.append(f"{section} {'null' if old[section] is None else 'set'} -> "
-                           f"{'null' if new[section] is None else 'set'}")
+            refused.append(
+                f"{section} {'null' if old[section] is None else 'set'} -> "
+                f"{'null' if new[section] is None else 'set'}"
+            )
             continue
         for key, value in (old[section] or {}).items():
             if new[section][key] == value:
                 continue
-            shrinks = key in ("epochs", "max_iters") and (new[section][key] or math.inf) < \
-                (value or math.inf)
+            shrinks = key in ("epochs", "max_iters") and (new[section][key] or math.inf) < (value or math.inf)
             if (section, key) not in RESUMABLE or shrinks:
                 refused.append(f"{section}.{key} {value!r} -> {new[section][key]!r}")
     if refused:
@@ -260,5 +270,6 @@ def resumed_config(saved: dict, given: RunConfig, where: str) -> RunConfig:
         raise ConfigError(
             f"--resume: {where} was trained with another config ({'; '.join(refused)}). "
             f"Resume with the run's config and profile (only {allowed} may change; epochs "
-            "and max_iters only upward), or start a new run with --overwrite or another --out")
+            "and max_iters only upward), or start a new run with --overwrite or another --out"
+        )
     return given

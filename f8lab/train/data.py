@@ -50,9 +50,20 @@ class TensorBatches:
     gives the same batches on every device, and a resumed epoch repeats exactly.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
-                 train: bool, augment: bool, normalize: bool, seed: int, rank: int = 0,
-                 world: int = 1, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        train: bool,
+        augment: bool,
+        normalize: bool,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        device: torch.device | str = "cpu",
+    ) -> None:
         self.images, self.labels = images.to(device), labels.to(device)
         self.batch_size, self.train, self.augment = batch_size, train, augment and train
         self.normalize, self.seed, self.rank, self.world = normalize, seed, rank, world
@@ -78,8 +89,13 @@ class TensorBatches:
         if not self.augment:
             return order.to(self.images.device), None
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        crops = torch.cat([torch.randint(0, 5, (n, 2), generator=generator),
-                           torch.randint(0, 2, (n, 1), generator=generator)], dim=1)
+        crops = torch.cat(
+            [
+                torch.randint(0, 5, (n, 2), generator=generator),
+                torch.randint(0, 2, (n, 1), generator=generator),
+            ],
+            dim=1,
+        )
         return order.to(self.images.device), crops.to(self.images.device)
 
     @staticmethod
@@ -124,8 +140,17 @@ class _Subset(Dataset):
 class FolderBatches:
     """ImageNet-style folders through a DataLoader, in the seeded order."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, *, train: bool, seed: int,
-                 workers: int, rank: int = 0, world: int = 1) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        *,
+        train: bool,
+        seed: int,
+        workers: int,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
         self.dataset: Any = dataset  # a sized Dataset (ImageFolder or a _Subset of one)
         self.batch_size, self.train = batch_size, train
         self.seed, self.workers, self.rank, self.world = seed, workers, rank, world
@@ -137,10 +162,17 @@ class FolderBatches:
         n = len(self.dataset)
         order = _permutation(n, self.seed, epoch) if self.train else torch.arange(n)
         positions = [b * self.world + self.rank for b in range(start, len(self))]
-        index = torch.cat([order[p * self.batch_size:(p + 1) * self.batch_size] for p in positions]) \
-            if positions else torch.zeros(0, dtype=torch.long)
-        loader = DataLoader(_Subset(self.dataset, index), batch_size=self.batch_size,
-                            num_workers=self.workers, pin_memory=torch.cuda.is_available())
+        index = (
+            torch.cat([order[p * self.batch_size : (p + 1) * self.batch_size] for p in positions])
+            if positions
+            else torch.zeros(0, dtype=torch.long)
+        )
+        loader = DataLoader(
+            _Subset(self.dataset, index),
+            batch_size=self.batch_size,
+            num_workers=self.workers,
+            pin_memory=torch.cuda.is_available(),
+        )
         yield from loader
 
 
@@ -148,8 +180,9 @@ def _in_memory(dataset) -> tuple[torch.Tensor, torch.Tensor]:
     return dataset.data.unsqueeze(1).contiguous(), dataset.targets
 
 
-def make_batches(config: RunConfig, train: bool, rank: int = 0, world: int = 1,
-                 device: torch.device | str = "cpu"):
+def make_batches(
+    config: RunConfig, train: bool, rank: int = 0, world: int = 1, device: torch.device | str = "cpu"
+):
     """The training or evaluation batches that ``config`` asks for; in-memory data sets
     (Fashion-MNIST, synthetic) live on ``device``."""
     data, seed = config.data, config.run.seed
@@ -160,29 +193,48 @@ def make_batches(config: RunConfig, train: bool, rank: int = 0, world: int = 1,
         else:
             size = 224 if config.model.stem == "imagenet" else 28
             count = (data.train_limit or 512) if train else (data.test_limit or 128)
-            fake = synthetic_images(count,
-                                    config.model.in_channels, size, config.model.num_classes,
-                                    seed=seed + int(train))
+            fake = synthetic_images(
+                count, config.model.in_channels, size, config.model.num_classes, seed=seed + int(train)
+            )
             images = (fake.tensors[0] * 256).to(torch.uint8)
             labels = fake.tensors[1]
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
-        return TensorBatches(images, labels, data.batch_size, train=train, augment=data.augment,
-                             normalize=data.normalize, seed=seed, rank=rank, world=world,
-                             device=device)
-    normalize = [transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)] if data.normalize else \
-        [transforms.Lambda(lambda x: torch.round(x * 255) / 256)]
+        return TensorBatches(
+            images,
+            labels,
+            data.batch_size,
+            train=train,
+            augment=data.augment,
+            normalize=data.normalize,
+            seed=seed,
+            rank=rank,
+            world=world,
+            device=device,
+        )
+    normalize = (
+        [transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        if data.normalize
+        else [transforms.Lambda(lambda x: torch.round(x * 255) / 256)]
+    )
     if train:
-        pipeline = [transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip()] \
-            if data.augment else [transforms.Resize(256), transforms.CenterCrop(224)]
+        pipeline = (
+            [transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip()]
+            if data.augment
+            else [transforms.Resize(256), transforms.CenterCrop(224)]
+        )
     else:
         pipeline = [transforms.Resize(256), transforms.CenterCrop(224)]
-    dataset = imagenet("train" if train else "val", data.root,
-                       transforms.Compose(pipeline + [transforms.ToTensor()] + normalize))
+    dataset = imagenet(
+        "train" if train else "val",
+        data.root,
+        transforms.Compose(pipeline + [transforms.ToTensor()] + normalize),
+    )
     if limit is not None:
         dataset = _Subset(dataset, torch.arange(min(limit, len(dataset))))
-    return FolderBatches(dataset, data.batch_size, train=train, seed=seed,
-                         workers=data.workers, rank=rank, world=world)
+    return FolderBatches(
+        dataset, data.batch_size, train=train, seed=seed, workers=data.workers, rank=rank, world=world
+    )
 
 
 def sample_test_images(config: RunConfig, count: int) -> tuple[torch.Tensor, torch.Tensor]:

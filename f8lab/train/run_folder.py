@@ -35,16 +35,18 @@ def _lock(out: Path):
         handle = open(out / LOCK, "a+")
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise RunFolderError(f"cannot write to the output folder {out} ({reason}); choose "
-                             "another --out") from None
+        raise RunFolderError(
+            f"cannot write to the output folder {out} ({reason}); choose another --out"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
         owner = handle.read().strip() or "unknown"
         handle.close()
-        raise RunFolderError(f"{out} is in use by another run (process {owner}); wait for it "
-                             "to finish or choose another --out") from None
+        raise RunFolderError(
+            f"{out} is in use by another run (process {owner}); wait for it to finish or choose another --out"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -53,8 +55,7 @@ def _lock(out: Path):
 
 
 @contextlib.contextmanager
-def claim_run_folder(out: str | Path, resume: bool = False,
-                     overwrite: bool = False) -> Iterator[Path]:
+def claim_run_folder(out: str | Path, resume: bool = False, overwrite: bool = False) -> Iterator[Path]:
     """Lock ``out`` for one run for as long as the ``with`` block lasts.
 
     Args:
@@ -75,7 +76,8 @@ def claim_run_folder(out: str | Path, resume: bool = False,
             if not overwrite:
                 raise RunFolderError(
                     f"{out} holds a run ({', '.join(n for n in RUN_FILES if (out / n).exists())}); "
-                    "continue it with --resume, replace it with --overwrite, or choose another --out")
+                    "continue it with --resume, replace it with --overwrite, or choose another --out"
+                )
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "tensorboard", ignore_errors=True)

@@ -36,8 +36,7 @@ from f8lab.train.data import make_batches
 from f8lab.train.run_folder import claim_run_folder
 from f8lab.train.schedule import lr_factor
 
-METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_top1", "top1", "top5", "n",
-                 "train_seconds"]
+METRIC_FIELDS = ["epoch", "iteration", "lr", "train_loss", "train_top1", "top1", "top5", "n", "train_seconds"]
 
 
 @dataclasses.dataclass
@@ -64,8 +63,9 @@ class Process:
 def start_process(device: str = "auto") -> Process:
     """Join the process group when launched by torchrun (NCCL on GPUs, gloo on CPUs)."""
     if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device is cuda, but PyTorch sees no CUDA device here; set "
-                          "run.device: auto or cpu")
+        raise ConfigError(
+            "run.device is cuda, but PyTorch sees no CUDA device here; set run.device: auto or cpu"
+        )
     cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -94,7 +94,8 @@ def float_weights(init: str) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(
             f"{error}: it is the float run this one starts from (run.init); train that run "
             "first, point --init at another float checkpoint, or start from random weights "
-            "with --set run.init=null") from None
+            "with --set run.init=null"
+        ) from None
     if isinstance(state, dict) and state.get("kind") == "f8lab-checkpoint":
         if state["quant"] is not None or state.get("affine") is not None:
             raise ValueError(f"{init} is a quantized checkpoint; initialise from a float one")
@@ -133,8 +134,10 @@ def parameter_groups(model: nn.Module, weight_decay: float, scheme: str) -> list
         if scheme == "no_bn_depthwise" and isinstance(module, nn.Conv2d) and module.groups > 1:
             skip.add(id(module.weight))
     params = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": [p for p in params if id(p) not in skip], "weight_decay": weight_decay},
-            {"params": [p for p in params if id(p) in skip], "weight_decay": 0.0}]
+    return [
+        {"params": [p for p in params if id(p) not in skip], "weight_decay": weight_decay},
+        {"params": [p for p in params if id(p) in skip], "weight_decay": 0.0},
+    ]
 
 
 class Classifier(Protocol):
@@ -212,12 +215,12 @@ def _tensorboard(out: Path):
 class Progress:
     """Where a run stands; saved in every checkpoint, so a resumed run continues exactly."""
 
-    epoch: int = 0            # epochs finished
-    batch: int = 0            # batches of the current epoch done
-    iteration: int = 0        # optimizer steps in all
+    epoch: int = 0  # epochs finished
+    batch: int = 0  # batches of the current epoch done
+    iteration: int = 0  # optimizer steps in all
     best_top1: float = -1.0
     history: list = dataclasses.field(default_factory=list)  # a metrics row per epoch
-    seen: int = 0             # training images of the current epoch so far
+    seen: int = 0  # training images of the current epoch so far
     # (loss sum, correct) of the current epoch, on the training device
     sums: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros(2, dtype=torch.float64))
 
@@ -229,18 +232,26 @@ class Progress:
     def epoch_metrics(self) -> dict:
         """Mean training loss and top-1 of the epoch so far (reads the device)."""
         partial, seen = self.partial(), max(self.seen, 1)
-        return {"train_loss": partial["loss_sum"] / seen,
-                "train_top1": 100.0 * partial["correct"] / seen}
+        return {"train_loss": partial["loss_sum"] / seen, "train_top1": 100.0 * partial["correct"] / seen}
 
 
-def _save(path: Path, model: nn.Module, optimizer, scheduler, config: RunConfig,
-          progress: Progress) -> None:
-    save_atomic({**model_state(model), "config": config.to_dict(),
-                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "epoch": progress.epoch, "batch": progress.batch,
-                 "iteration": progress.iteration, "best_top1": progress.best_top1,
-                 "history": progress.history, "partial": progress.partial(),
-                 "rng": torch.get_rng_state()}, path)
+def _save(path: Path, model: nn.Module, optimizer, scheduler, config: RunConfig, progress: Progress) -> None:
+    save_atomic(
+        {
+            **model_state(model),
+            "config": config.to_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": progress.epoch,
+            "batch": progress.batch,
+            "iteration": progress.iteration,
+            "best_top1": progress.best_top1,
+            "history": progress.history,
+            "partial": progress.partial(),
+            "rng": torch.get_rng_state(),
+        },
+        path,
+    )
 
 
 def _restore(state: dict, model: nn.Module, optimizer, scheduler, device) -> Progress:
@@ -249,10 +260,15 @@ def _restore(state: dict, model: nn.Module, optimizer, scheduler, device) -> Pro
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     partial = state["partial"]
-    return Progress(state["epoch"], state["batch"], state["iteration"], state["best_top1"],
-                    state["history"], partial["seen"],
-                    torch.tensor([partial["loss_sum"], partial["correct"]], dtype=torch.float64,
-                                 device=device))
+    return Progress(
+        state["epoch"],
+        state["batch"],
+        state["iteration"],
+        state["best_top1"],
+        state["history"],
+        partial["seen"],
+        torch.tensor([partial["loss_sum"], partial["correct"]], dtype=torch.float64, device=device),
+    )
 
 
 def check_health(model: nn.Module, progress: Progress) -> None:
@@ -262,20 +278,31 @@ def check_health(model: nn.Module, progress: Progress) -> None:
         raise FloatingPointError(
             f"the training loss is not finite at iteration {progress.iteration} (epoch "
             f"{progress.epoch + 1}); the last checkpoint holds the run before it: lower "
-            "optim.lr or check the data")
+            "optim.lr or check the data"
+        )
     check_finite_formats(model)
 
 
 def _epoch_bar(batches, epoch: int, epochs: int, start: int, show: bool):
-    return tqdm(batches.batches(epoch, start), total=len(batches), initial=start,
-                desc=f"epoch {epoch + 1}/{epochs}", disable=not show, leave=False,
-                dynamic_ncols=True)
+    return tqdm(
+        batches.batches(epoch, start),
+        total=len(batches),
+        initial=start,
+        desc=f"epoch {epoch + 1}/{epochs}",
+        disable=not show,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
-def _report_epoch(metrics: dict, model: nn.Module, config: RunConfig, out: Path, writer,
-                  history: list) -> None:
-    print(f"epoch {metrics['epoch']}: top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  "
-          f"train loss {metrics['train_loss']:.4f}", flush=True)
+def _report_epoch(
+    metrics: dict, model: nn.Module, config: RunConfig, out: Path, writer, history: list
+) -> None:
+    print(
+        f"epoch {metrics['epoch']}: top1 {metrics['top1']:.2f}  top5 {metrics['top5']:.2f}  "
+        f"train loss {metrics['train_loss']:.4f}",
+        flush=True,
+    )
     write_metrics(history, out / "metrics.csv")
     if config.quant is not None:
         write_fraclens(model, metrics["epoch"], out / "fraclens.csv")
@@ -290,8 +317,10 @@ def _network(model: nn.Module, process: Process, compile_model: bool) -> nn.Modu
     net = model
     if process.world > 1:  # buffers get new tensors each step: DDP cannot follow them
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[process.device.index] if process.device.type == "cuda" else None,
-            broadcast_buffers=False)
+            model,
+            device_ids=[process.device.index] if process.device.type == "cuda" else None,
+            broadcast_buffers=False,
+        )
     return cast(nn.Module, torch.compile(net)) if compile_model else net
 
 
@@ -302,9 +331,17 @@ def sync_buffers(model: nn.Module, process: Process) -> None:
             dist.broadcast(buffer, 0)
 
 
-def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, init: str | None,
-         train_batches, test_batches, show: bool,
-         observer: StepObserver | None = None) -> TrainResult:
+def _fit(
+    config: RunConfig,
+    out: Path,
+    process: Process,
+    state: dict | None,
+    init: str | None,
+    train_batches,
+    test_batches,
+    show: bool,
+    observer: StepObserver | None = None,
+) -> TrainResult:
     """The run itself, in a claimed output folder: the model (from ``init``, or from
     ``state`` when resuming), the optimizer and the loop."""
     torch.manual_seed(config.run.seed)
@@ -317,11 +354,15 @@ def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, ini
     groups = parameter_groups(model, optim.weight_decay, optim.weight_decay_on)
     optimizer = torch.optim.SGD(groups, lr=lr, momentum=optim.momentum, nesterov=optim.nesterov)
     per_epoch = len(train_batches)
-    total = per_epoch * optim.epochs if optim.max_iters is None else min(optim.max_iters,
-                                                                       per_epoch * optim.epochs)
+    total = (
+        per_epoch * optim.epochs
+        if optim.max_iters is None
+        else min(optim.max_iters, per_epoch * optim.epochs)
+    )
     warmup = int(optim.warmup_epochs * per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda it: lr_factor(it, total, warmup, optim.schedule))
+        optimizer, lambda it: lr_factor(it, total, warmup, optim.schedule)
+    )
     if state is not None:
         run = _restore(state, model, optimizer, scheduler, process.device)
     else:
@@ -360,9 +401,11 @@ def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, ini
                 if run.iteration % config.run.log_every == 0:
                     check_health(model, run)
                     shown = run.epoch_metrics()
-                    bar.set_postfix(loss=f"{shown['train_loss']:.3f}",
-                                    top1=f"{shown['train_top1']:.1f}",
-                                    lr=f"{scheduler.get_last_lr()[0]:.4g}")
+                    bar.set_postfix(
+                        loss=f"{shown['train_loss']:.3f}",
+                        top1=f"{shown['train_top1']:.1f}",
+                        lr=f"{scheduler.get_last_lr()[0]:.4g}",
+                    )
                 if run.iteration % config.run.checkpoint_every == 0:
                     save(out / "last.pt")
                 if run.iteration >= total:
@@ -370,9 +413,14 @@ def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, ini
         check_health(model, run)  # reads the device: the epoch's steps are done
         seconds = time.perf_counter() - started
         sync_buffers(model, process)
-        metrics = {"epoch": run.epoch + 1, "iteration": run.iteration,
-                   "lr": scheduler.get_last_lr()[0], **run.epoch_metrics(),
-                   **evaluate(net, test_batches, process), "train_seconds": round(seconds, 3)}
+        metrics = {
+            "epoch": run.epoch + 1,
+            "iteration": run.iteration,
+            "lr": scheduler.get_last_lr()[0],
+            **run.epoch_metrics(),
+            **evaluate(net, test_batches, process),
+            "train_seconds": round(seconds, 3),
+        }
         run.epoch, run.batch, run.seen = run.epoch + 1, 0, 0
         run.sums.zero_()
         run.history.append(metrics)
@@ -389,9 +437,15 @@ def _fit(config: RunConfig, out: Path, process: Process, state: dict | None, ini
     return TrainResult(metrics, model)
 
 
-def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | None = None,
-          progress: bool = True, overwrite: bool = False,
-          observer: StepObserver | None = None) -> TrainResult:
+def train(
+    config: RunConfig,
+    out: str | Path,
+    resume: bool = False,
+    init: str | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    observer: StepObserver | None = None,
+) -> TrainResult:
     """Run the training that ``config`` describes.
 
     A step never waits on the host: the loss and accuracy sums stay on the device and are
@@ -425,12 +479,23 @@ def train(config: RunConfig, out: str | Path, resume: bool = False, init: str | 
     train_batches = make_batches(config, True, process.rank, process.world, process.device)
     test_batches = make_batches(config, False, process.rank, process.world, process.device)
     if len(train_batches) == 0:
-        raise ValueError(f"no full batch of {config.data.batch_size} per process: lower "
-                         "data.batch_size or raise data.train_limit")
+        raise ValueError(
+            f"no full batch of {config.data.batch_size} per process: lower "
+            "data.batch_size or raise data.train_limit"
+        )
     folder = claim_run_folder(out, resume, overwrite) if process.main else contextlib.nullcontext()
     with folder:  # from here on the run may write to out
-        return _fit(config, out, process, state, None if resume else init, train_batches,
-                    test_batches, progress and process.main, observer)
+        return _fit(
+            config,
+            out,
+            process,
+            state,
+            None if resume else init,
+            train_batches,
+            test_batches,
+            progress and process.main,
+            observer,
+        )
 
 
 def _identity(config: dict) -> dict:

@@ -111,8 +111,11 @@ def test_operation_counts_match_the_layers_shapes(trained):
         multiplies += output[0].numel() * per_output
         outputs += output[0].numel()
 
-    hooks = [m.register_forward_hook(count) for m in model.modules()
-             if isinstance(m, (FixConv2d, FixLinear, FixAdd))]
+    hooks = [
+        m.register_forward_hook(count)
+        for m in model.modules()
+        if isinstance(m, (FixConv2d, FixLinear, FixAdd))
+    ]
     with torch.no_grad():
         model(images)
     for hook in hooks:

@@ -33,8 +33,9 @@ def test_fixed_point_model():
 
 def test_affine_model_and_its_mode():
     torch.manual_seed(0)
-    model = prepare_affine_qat(build_model("resnet18", 10, stem="small", in_channels=1, width=0.25),
-                               AffineConfig(wl=4))
+    model = prepare_affine_qat(
+        build_model("resnet18", 10, stem="small", in_channels=1, width=0.25), AffineConfig(wl=4)
+    )
     model(pixels((4, 1, 28, 28)))  # training mode: the observers see the data
     _zero_first_channel_of(model.network.layer1[0].conv2)
     shares = weight_zero_shares(model, pixels((4, 1, 28, 28))).set_index("layer")
@@ -46,8 +47,9 @@ def test_affine_model_and_its_mode():
 
 def test_a_float_model_is_refused():
     with pytest.raises(ValueError, match="quantizes no weights"):
-        weight_zero_shares(build_model("resnet18", 10, stem="small", in_channels=1, width=0.25),
-                           pixels((1, 1, 28, 28)))
+        weight_zero_shares(
+            build_model("resnet18", 10, stem="small", in_channels=1, width=0.25), pixels((1, 1, 28, 28))
+        )
 
 
 def test_integer_model_bytes_pack_weights_at_the_word_length():

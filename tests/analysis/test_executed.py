@@ -28,20 +28,37 @@ def _figure_png() -> str:
 
 def test_publish_keeps_the_lesson_and_drops_the_weight(tmp_path, capsys):
     png = _figure_png()
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# a lesson"),
-        nbformat.v4.new_code_cell("train()", outputs=[
-            nbformat.v4.new_output("stream", name="stderr", text="epoch 1:  10%\repoch 1:  50%"),
-            nbformat.v4.new_output("stream", name="stderr", text="\repoch 1: 100%\n"),
-            nbformat.v4.new_output("stream", name="stdout", text="top-1 91.2%\n")]),
-        nbformat.v4.new_code_cell("explorer()", outputs=[
-            nbformat.v4.new_output("display_data", data={WIDGET: {"model_id": "p"},
-                                                         "text/plain": "sizes: 100%|##| 15/15"}),
-            nbformat.v4.new_output("execute_result", data={WIDGET: {"model_id": "x"},
-                                                           "text/plain": "VBox(children=())"})]),
-        nbformat.v4.new_code_cell("plot()", outputs=[nbformat.v4.new_output(
-            "display_data", data={"image/png": png, "text/plain": "<Figure>"})]),
-    ])
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# a lesson"),
+            nbformat.v4.new_code_cell(
+                "train()",
+                outputs=[
+                    nbformat.v4.new_output("stream", name="stderr", text="epoch 1:  10%\repoch 1:  50%"),
+                    nbformat.v4.new_output("stream", name="stderr", text="\repoch 1: 100%\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="top-1 91.2%\n"),
+                ],
+            ),
+            nbformat.v4.new_code_cell(
+                "explorer()",
+                outputs=[
+                    nbformat.v4.new_output(
+                        "display_data",
+                        data={WIDGET: {"model_id": "p"}, "text/plain": "sizes: 100%|##| 15/15"},
+                    ),
+                    nbformat.v4.new_output(
+                        "execute_result", data={WIDGET: {"model_id": "x"}, "text/plain": "VBox(children=())"}
+                    ),
+                ],
+            ),
+            nbformat.v4.new_code_cell(
+                "plot()",
+                outputs=[
+                    nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})
+                ],
+            ),
+        ]
+    )
     notebook.metadata["widgets"] = {"state": "large"}
     results = tmp_path / "results"
     results.mkdir()

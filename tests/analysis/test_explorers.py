@@ -70,8 +70,10 @@ def test_formula_explorer_redraws_for_each_width():
 
 def test_fraclen_choice_explorer_follows_its_controls():
     generator = torch.Generator().manual_seed(0)
-    tensors = [ModelTensor("w", "weight", True, torch.randn(5000, generator=generator) * 0.1),
-               ModelTensor("x", "activation", False, torch.randn(5000, generator=generator) + 1)]
+    tensors = [
+        ModelTensor("w", "weight", True, torch.randn(5000, generator=generator) * 0.1),
+        ModelTensor("x", "activation", False, torch.randn(5000, generator=generator) + 1),
+    ]
     box = fraclen_choice_explorer(tensors)
     (picker, bits), summary = box.children[0].children, box.children[1]
     choices = fraclen_choices(tensors[0].values, 8, True)
@@ -94,9 +96,15 @@ def test_run_explorer_lists_the_runs_and_draws_each(tmp_path, capsys):
     for run in ("fp", "ablations/variant_0"):
         (tmp_path / run).mkdir(parents=True)
         metrics.to_csv(tmp_path / run / "metrics.csv", index=False)
-    pd.DataFrame(dict(epoch=[1, 1, 2, 2], layer=["conv1"] * 4, tensor=["input", "weight"] * 2,
-                      signed=[False, True] * 2, fl=[8.0, 6.0, 8.0, 7.0])).to_csv(
-        tmp_path / "ablations/variant_0/fraclens.csv", index=False)
+    pd.DataFrame(
+        dict(
+            epoch=[1, 1, 2, 2],
+            layer=["conv1"] * 4,
+            tensor=["input", "weight"] * 2,
+            signed=[False, True] * 2,
+            fl=[8.0, 6.0, 8.0, 7.0],
+        )
+    ).to_csv(tmp_path / "ablations/variant_0/fraclens.csv", index=False)
     assert list(training_runs(tmp_path)) == ["ablations/variant_0", "fp"]
     capsys.readouterr()
     picker = run_explorer(tmp_path).children[0]

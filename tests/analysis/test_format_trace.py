@@ -39,8 +39,7 @@ def test_a_trace_records_every_tracked_input_and_every_layer(tmp_path):
 
 def test_a_traced_run_is_read_back_not_trained_again(tmp_path, monkeypatch):
     first = trace_training(tiny(tmp_path), tmp_path / "run", every=1, progress=False)
-    monkeypatch.setattr("f8lab.analysis.format_trace.train",
-                        lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("f8lab.analysis.format_trace.train", lambda *a, **k: pytest.fail("trained again"))
     again = trace_training(tiny(tmp_path), tmp_path / "run", every=1, progress=False)
     assert again.every == 1
     assert again.formats.equals(first.formats) and again.losses.equals(first.losses)
@@ -56,15 +55,42 @@ def test_every_must_be_positive():
 def test_drift_and_summary_read_the_steps():
     trace = FormatTrace(1)
     trace._formats = [
-        dict(iteration=i, kind="input", tensor="a", reads=None, fl=fl, batch_fl=fl,
-             clip=8.0, zero_share=math.nan) for i, fl in enumerate([6, 4, 2, 3])] + [
-        dict(iteration=i, kind="weight", tensor="conv", reads="a", fl=7, batch_fl=math.nan,
-             clip=math.nan, zero_share=z) for i, z in enumerate([0.1, 0.9, 0.5])]
-    trace._losses = [dict(iteration=0, loss=1.0), dict(iteration=1, loss=3.0),
-                     dict(iteration=2, loss=2.0)]
+        dict(
+            iteration=i,
+            kind="input",
+            tensor="a",
+            reads=None,
+            fl=fl,
+            batch_fl=fl,
+            clip=8.0,
+            zero_share=math.nan,
+        )
+        for i, fl in enumerate([6, 4, 2, 3])
+    ] + [
+        dict(
+            iteration=i,
+            kind="weight",
+            tensor="conv",
+            reads="a",
+            fl=7,
+            batch_fl=math.nan,
+            clip=math.nan,
+            zero_share=z,
+        )
+        for i, z in enumerate([0.1, 0.9, 0.5])
+    ]
+    trace._losses = [dict(iteration=0, loss=1.0), dict(iteration=1, loss=3.0), dict(iteration=2, loss=2.0)]
     assert trace.summary() == dict(
-        fls_down=1, fls_up=0, lowest_fl=3, highest_fl=3, most_zero_weights="conv",
-        zero_share=0.9, first_loss=1.0, highest_loss=3.0, highest_loss_step=1)
+        fls_down=1,
+        fls_up=0,
+        lowest_fl=3,
+        highest_fl=3,
+        most_zero_weights="conv",
+        zero_share=0.9,
+        first_loss=1.0,
+        highest_loss=3.0,
+        highest_loss_step=1,
+    )
     table = trace.drift().set_index("tensor")
     assert table.loc["a", ["start", "end", "low", "high"]].tolist() == [6, 3, 2, 6]
     assert table.loc["conv", ["start", "end", "low", "high"]].tolist() == [0.1, 0.5, 0.1, 0.9]

@@ -35,15 +35,19 @@ def test_configs_runs_and_records(tmp_path):
 
 def test_a_quick_runs_finding_stands_beside_the_default_runs(tmp_path):
     (tmp_path / "records").mkdir()
-    (tmp_path / "records" / "04_training.json").write_text(json.dumps(
-        {"f8_top1": 91.234, "ablations": {"4-bit": 67.5}}))
-    quick = dataclasses.replace(Study.start("quick", tmp_path / "quick", CONFIGS),
-                                default_records=tmp_path / "records")
+    (tmp_path / "records" / "04_training.json").write_text(
+        json.dumps({"f8_top1": 91.234, "ablations": {"4-bit": 67.5}})
+    )
+    quick = dataclasses.replace(
+        Study.start("quick", tmp_path / "quick", CONFIGS), default_records=tmp_path / "records"
+    )
     assert quick.finding(64.3, "04_training", "f8_top1") == "64.30 (quick run; the default run: 91.23)"
     assert quick.finding(60, "04_training", "ablations", "4-bit", fmt="{:.1f}") == (
-        "60.0 (quick run; the default run: 67.5)")
+        "60.0 (quick run; the default run: 67.5)"
+    )
     assert quick.finding(1, "04_training", "ablations", "6-bit") == (
-        "1.00 (quick run; no default-run figure recorded)")
+        "1.00 (quick run; no default-run figure recorded)"
+    )
     assert quick.finding(1, "06_integer_export", "x").endswith("no default-run figure recorded)")
     default = dataclasses.replace(quick, profile="default")
     assert default.finding(91.234, "04_training", "f8_top1") == "91.23"

@@ -94,12 +94,16 @@ def test_formula_and_grid_search_on_gaussians_and_elsewhere():
 
 def test_compare_statistics_ranks_every_metric_and_source():
     generator = torch.Generator().manual_seed(0)
-    tensors = [ModelTensor(f"a{i}", "activation", False,
-                           torch.randn(4, 8, 20, 20, generator=generator) * sigma + shift)
-               for i, (sigma, shift) in enumerate([(0.3, 0.0), (1.1, 0.0), (0.5, 1.0), (2.0, -1.0)])]
+    tensors = [
+        ModelTensor(
+            f"a{i}", "activation", False, torch.randn(4, 8, 20, 20, generator=generator) * sigma + shift
+        )
+        for i, (sigma, shift) in enumerate([(0.3, 0.0), (1.1, 0.0), (0.5, 1.0), (2.0, -1.0)])
+    ]
     table = compare_statistics(tensors)
     assert sorted(zip(table.metric, table.source)) == sorted(
-        (m, s) for m in ("std", "mean", "rms", "post-ReLU std") for s in ("published", "derived"))
+        (m, s) for m in ("std", "mean", "rms", "post-ReLU std") for s in ("published", "derived")
+    )
     assert table.agree.between(0, 100).all() and (table.worst_ratio >= table.mean_ratio).all()
     assert (table.mean_ratio >= 1.0 - 1e-12).all()
     assert list(table.agree) == sorted(table.agree, reverse=True)
@@ -122,4 +126,5 @@ def test_post_relu_std_reads_the_pre_relu_sigma_of_a_rectified_gaussian():
         assert post == pre, sigma
     x = torch.randn(200_000, generator=generator) + 2.0  # mostly positive: little is rectified
     assert formula_fraclen(x, 8, False, "post-ReLU std", None, "published") < choose_fraclen(
-        x, 8, False, "std")
+        x, 8, False, "std"
+    )

@@ -79,7 +79,8 @@ def test_int8_model_agrees_with_the_fake_quant_model(bits, per_channel):
     seen: dict[str, torch.Tensor] = {}
     model.network.conv1.register_forward_hook(lambda m, i, o: seen.__setitem__("fake", o))
     int8.converted.get_submodule("network.conv1").register_forward_hook(
-        lambda m, i, o: seen.__setitem__("int8", o.dequantize()))
+        lambda m, i, o: seen.__setitem__("int8", o.dequantize())
+    )
     fake, integer = model(x), int8(x)
     first_step = model.network.conv1.activation_post_process.scale.item()
     assert (seen["fake"] - seen["int8"]).abs().max() <= first_step * 1.0001
@@ -110,8 +111,18 @@ def test_a_run_trains_saves_loads_and_evaluates_in_both_forms(tmp_path, capsys):
     path = tmp_path / "run.yaml"
     path.write_text(TINY_CONFIG)
     main(["train", str(path), "--out", str(tmp_path / "fp")])
-    main(["train", str(path), "--out", str(tmp_path / "ao"), "--set", "affine.wl=6",
-          "--init", str(tmp_path / "fp" / "best.pt")])
+    main(
+        [
+            "train",
+            str(path),
+            "--out",
+            str(tmp_path / "ao"),
+            "--set",
+            "affine.wl=6",
+            "--init",
+            str(tmp_path / "fp" / "best.pt"),
+        ]
+    )
     model = load_model(tmp_path / "ao" / "last.pt")
     assert isinstance(model, AffineQAT) and model.config == AffineConfig(wl=6)
     x = torch.rand(4, 1, 28, 28)
@@ -124,8 +135,11 @@ def test_a_run_trains_saves_loads_and_evaluates_in_both_forms(tmp_path, capsys):
         main(["eval", str(tmp_path / "ao" / "last.pt"), "--mode", mode])
         results[mode] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert results[mode]["mode"] == mode and results[mode]["n"] == 32
-    for argv in (["eval", "--mode", "onnx"], ["eval", "--mode", "float"],
-                 ["export", "--out", str(tmp_path / "m.onnx")]):
+    for argv in (
+        ["eval", "--mode", "onnx"],
+        ["eval", "--mode", "float"],
+        ["export", "--out", str(tmp_path / "m.onnx")],
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main([argv[0], str(tmp_path / "ao" / "last.pt"), *argv[1:]])
         assert exit_info.value.code == 2

@@ -12,8 +12,10 @@ from f8lab.data import DataError, default_data_root, fashion_mnist
 from f8lab.data.fashion_mnist import DEBIAN_DIR, FILES, install, raw_folder, verify
 
 REPO = Path(__file__).resolve().parents[2]
-installed = pytest.mark.skipif(not (raw_folder(default_data_root()) / FILES[0].name).is_file(),
-                               reason="Fashion-MNIST not installed: run `make data`")
+installed = pytest.mark.skipif(
+    not (raw_folder(default_data_root()) / FILES[0].name).is_file(),
+    reason="Fashion-MNIST not installed: run `make data`",
+)
 
 
 @pytest.fixture
@@ -74,7 +76,11 @@ def test_no_source_is_a_clear_error(tmp_path):
 
 @installed
 def test_script_is_idempotent():
-    run = subprocess.run([sys.executable, "data_scripts/get_fashion_mnist.py", "--no-download"],
-                         cwd=REPO, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "data_scripts/get_fashion_mnist.py", "--no-download"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert "ready and verified" in run.stdout

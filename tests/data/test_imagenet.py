@@ -51,8 +51,12 @@ def test_val_to_class_folders_with_csv(flat_val, tmp_path):
 def test_val_to_class_folders_with_text_labels(flat_val, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"ILSVRC2012_val_{i + 1:08d}.JPEG {WNIDS[i % 2]}\n" for i in range(12)))
-    run = subprocess.run([sys.executable, "data_scripts/imagenet_val_to_folders.py",
-                          str(flat_val), str(labels)], cwd=REPO, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "data_scripts/imagenet_val_to_folders.py", str(flat_val), str(labels)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert "moved 12 images" in run.stdout
     assert sorted(p.name for p in flat_val.iterdir()) == WNIDS[:2]
@@ -74,14 +78,16 @@ def test_subset_is_deterministic_and_symlinked(tree, tmp_path):
     counts = make_subset(tree, tmp_path / "a", classes=2, images=4, seed=3, val_images=2)
     assert counts == {"train": 8, "val": 4}
     make_subset(tree, tmp_path / "b", classes=2, images=4, seed=3, val_images=2)
+
     def listing(root):
         return sorted(str(p.relative_to(root)) for p in root.rglob("*.JPEG"))
 
     assert listing(tmp_path / "a") == listing(tmp_path / "b")
     first = next((tmp_path / "a" / "train").rglob("*.JPEG"))
     assert first.is_symlink()
-    assert sorted(p.name for p in (tmp_path / "a" / "val").iterdir()) == \
-        sorted(p.name for p in (tmp_path / "a" / "train").iterdir())
+    assert sorted(p.name for p in (tmp_path / "a" / "val").iterdir()) == sorted(
+        p.name for p in (tmp_path / "a" / "train").iterdir()
+    )
     dataset = imagenet("train", tmp_path / "a")
     assert len(dataset) == 8 and len(dataset.classes) == 2
     dataset[0]

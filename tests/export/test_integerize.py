@@ -27,9 +27,11 @@ def test_integer_carrier_is_integer_only():
     assert all(not b.is_floating_point() for b in integer.buffers())
 
 
-@pytest.mark.parametrize("quant", [QuantConfig(per_channel=True, fraclen_method="grid"),
-                                   QuantConfig(clipping=False), QuantConfig(wl=6)],
-                         ids=["per-channel-grid", "no-clipping", "6-bit"])
+@pytest.mark.parametrize(
+    "quant",
+    [QuantConfig(per_channel=True, fraclen_method="grid"), QuantConfig(clipping=False), QuantConfig(wl=6)],
+    ids=["per-channel-grid", "no-clipping", "6-bit"],
+)
 def test_bit_exact_under_other_settings(quant):
     assert_bit_exact(calibrated("mobilenet_v2", "small", quant), pixels(SHAPES["small"]))
 
@@ -41,10 +43,13 @@ def test_bit_exact_when_the_sum_and_identity_formats_differ(name, by):
     assert_bit_exact(model, pixels(SHAPES["small"]))
 
 
-@pytest.mark.skipif(not (raw_folder(default_data_root()) / FILES[2].name).is_file(),
-                    reason="Fashion-MNIST not installed: run `make data`")
+@pytest.mark.skipif(
+    not (raw_folder(default_data_root()) / FILES[2].name).is_file(),
+    reason="Fashion-MNIST not installed: run `make data`",
+)
 def test_bit_exact_on_fashion_mnist_images():
     from f8lab.data import fashion_mnist
+
     test = fashion_mnist(train=False)
     x = test.data[:16].unsqueeze(1).float() / 256
     assert_bit_exact(calibrated("resnet18", "small"), x)
@@ -109,6 +114,7 @@ def test_other_input_sizes_need_their_own_integerization():
 def test_layer_table_matches_the_integer_model():
     from f8lab.export import layer_table
     from f8lab.export.integer_ops import IntConv2d
+
     model = calibrated("resnet18", "small")
     with torch.no_grad():
         model(pixels(SHAPES["small"]))

@@ -23,8 +23,10 @@ NAMES = ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2"]
 def exact_here(weights: str) -> None:
     """Skip a test of int8 weights where onnxruntime's uint8 x int8 kernels saturate."""
     if weights == "s8" and int8_weights_saturate():
-        pytest.skip("onnxruntime's uint8 x int8 kernels saturate pairs of products on this CPU "
-                    "(x86-64 without VNNI): weights='s8' is not exact here")
+        pytest.skip(
+            "onnxruntime's uint8 x int8 kernels saturate pairs of products on this CPU "
+            "(x86-64 without VNNI): weights='s8' is not exact here"
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -86,8 +88,11 @@ def test_files_are_valid_named_dynamic_and_documented(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
-@pytest.mark.parametrize("quant", [QuantConfig(per_channel=True, fraclen_method="grid"),
-                                   QuantConfig(signed_input=True)], ids=["per-channel", "signed-input"])
+@pytest.mark.parametrize(
+    "quant",
+    [QuantConfig(per_channel=True, fraclen_method="grid"), QuantConfig(signed_input=True)],
+    ids=["per-channel", "signed-input"],
+)
 def test_int8_is_exact_with_per_channel_weights_and_signed_input(name, quant, tmp_path):
     model = calibrated(name, "small", quant)
     x = pixels((5, 1, 28, 28)) - (0.5 if quant.signed_input else 0)
@@ -128,7 +133,7 @@ def test_mobilenet_v2_with_a_mixed_signedness_residual_exports_exactly(stem, wid
     expected = integerize(model)(x).to(torch.int64)
     with torch.no_grad():
         fake = model.double()(x.double())
-    assert torch.equal(expected.double() / 2**integerize(model).output_fraclen, fake)
+    assert torch.equal(expected.double() / 2 ** integerize(model).output_fraclen, fake)
     for format in ("onnx-int8", "onnx-integer-float"):
         out = OnnxModel(export_onnx(model, tmp_path / f"{format}.onnx", format))(x)
         assert torch.equal(out.to(torch.int64), expected), format
@@ -140,6 +145,7 @@ def test_int8_float_path_is_exact(plain, tmp_path):
     their identity inputs) compute the same integers, in f8lab's session and in a plain
     onnxruntime session (the float Convs' weights then stay behind DequantizeLinear)."""
     import onnxruntime as ort
+
     model = shifted_block_outputs(calibrated("resnet50", "small"), 2)
     path = export_onnx(model, tmp_path / "m.onnx")
     assert any(node.op_type == "Conv" for node in onnx.load(path).graph.node)
@@ -182,8 +188,12 @@ def test_int8_graph_runs_8_bit_convolutions_and_exact_adds(name, by, weights, tm
         assert dtypes[w.input[0]] == onnx.TensorProto.INT8
         assert dtypes[b.input[0]] == onnx.TensorProto.INT32
         assert [r.op_type for r in readers[conv.output[0]]] == ["Add"]
-    joined = [node for node in graph.node if node.op_type == "Concat"  # not the classifier's
-              and readers[node.output[0]][0].op_type != "MatMulInteger"]
+    joined = [
+        node
+        for node in graph.node
+        if node.op_type == "Concat"  # not the classifier's
+        and readers[node.output[0]][0].op_type != "MatMulInteger"
+    ]
     for concat in joined:
         assert [r.op_type for r in readers[concat.output[0]]] == ["QLinearConv"]
         assert len(set(concat.input[1:])) == 1  # copies of one tensor: 255 - u, or a projection's input
@@ -217,8 +227,12 @@ def test_8_bit_residual_exports_as_the_plain_graph_runtimes_expect(name, trained
     assert ops.count("QLinearAdd") == sum(isinstance(m, IntAdd) for m in integer.modules())
     assert not {"Conv", "DequantizeLinear"} & set(ops)
     readers = _consumers(graph)
-    assert not [n for n in graph.node if n.op_type == "Concat" and  # no shortcut channels
-                any(r.op_type == "QLinearConv" for r in readers[n.output[0]])]
+    assert not [
+        n
+        for n in graph.node
+        if n.op_type == "Concat"  # no shortcut channels
+        and any(r.op_type == "QLinearConv" for r in readers[n.output[0]])
+    ]
     x = pixels((16, 1, 28, 28))
     expected = integer(x).to(torch.int64)
     assert torch.equal(OnnxModel(path)(x).to(torch.int64), expected)
@@ -230,6 +244,7 @@ def test_split_taps_sum_back_and_fit():
     import numpy as np
 
     from f8lab.export.onnx.int8 import split_taps
+
     rng = np.random.default_rng(0)
     matrix = rng.integers(-1000, 1001, (7, 5))
     for copies in (1, 3, 8, 16):
@@ -245,8 +260,9 @@ def test_bad_requests(tmp_path):
         export_onnx(calibrated("resnet18", "small"), tmp_path / "m.onnx", "tflite")
     with pytest.raises(ValueError, match="needs a fixed-point model"):
         export_onnx(build_model("resnet18").eval(), tmp_path / "m.onnx", "onnx-int8")
-    uncalibrated = build_model("resnet18", 10, stem="small", in_channels=1, width=0.25,
-                               quant=calibrated("resnet18", "small").quant).eval()
+    uncalibrated = build_model(
+        "resnet18", 10, stem="small", in_channels=1, width=0.25, quant=calibrated("resnet18", "small").quant
+    ).eval()
     with pytest.raises(ValueError, match="never calibrated"):
         export_onnx(uncalibrated, tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="12-bit model exports as onnx-integer-float"):
@@ -256,6 +272,7 @@ def test_bad_requests(tmp_path):
 def test_pairs_fit_int16_at_its_limit():
     """255 * (64 + 64) = 32,640 fits int16; 255 * (64 + 65) = 32,895 does not."""
     import numpy as np
+
     weight = np.zeros((3, 4, 3, 3), np.int64)
     weight[:, 0, 0, 0], weight[:, 2, 1, 1] = 64, -64
     assert pairs_fit_int16(weight)
@@ -264,16 +281,24 @@ def test_pairs_fit_int16_at_its_limit():
     assert pairs_fit_int16(np.array([[128]])) and not pairs_fit_int16(np.array([[129]]))
 
 
-@pytest.mark.parametrize("name,quant", [
-    ("resnet18", QuantConfig()), ("resnet18", QuantConfig(per_channel=True, fraclen_method="grid")),
-    ("resnet50", QuantConfig()), ("mobilenet_v2", QuantConfig(residual="int8")),
-    ("mobilenet_v2", QuantConfig(wl=6))], ids=["resnet18", "per-channel", "resnet50", "add8", "6-bit"])
+@pytest.mark.parametrize(
+    "name,quant",
+    [
+        ("resnet18", QuantConfig()),
+        ("resnet18", QuantConfig(per_channel=True, fraclen_method="grid")),
+        ("resnet50", QuantConfig()),
+        ("mobilenet_v2", QuantConfig(residual="int8")),
+        ("mobilenet_v2", QuantConfig(wl=6)),
+    ],
+    ids=["resnet18", "per-channel", "resnet50", "add8", "6-bit"],
+)
 def test_default_file_gives_no_kernel_int8_weights_a_pair_can_saturate(name, quant, tmp_path):
     """On any CPU: in the default file, a QLinearConv or MatMulInteger has int8 weights
     only where 255 times each output's two largest |w| fits int16 (so no pair of uint8 x
     int8 products saturates), uint8 weights with zero point 128 elsewhere; weights="u8"
     gives every kernel uint8 weights, weights="s8" int8 ones."""
     import numpy as np
+
     model = shifted_block_outputs(trained_like(name, quant), 1)
     kinds = {}
     for weights in ("portable", "u8", "s8"):
@@ -312,6 +337,7 @@ def test_default_file_is_exact_where_int8_kernels_saturate(haswell, tmp_path):
 
 def test_int8_weight_files_warn_where_the_kernels_saturate(tmp_path, monkeypatch):
     import f8lab.export.onnx.run as onnx_run
+
     model = calibrated("resnet18", "small")
     files = {w: export_onnx(model, tmp_path / f"{w}.onnx", weights=w) for w in ("portable", "s8")}
     monkeypatch.setattr(onnx_run, "int8_weights_saturate", lambda: True)
@@ -324,11 +350,14 @@ def test_int8_weight_files_warn_where_the_kernels_saturate(tmp_path, monkeypatch
         export_onnx(model, tmp_path / "m.onnx", weights="int4")
 
 
-@pytest.mark.parametrize("signed, pool_size, per_class_fraclen", [
-    (False, 49, False), (True, 49, True), (False, 1, True), (True, 300, True)])
+@pytest.mark.parametrize(
+    "signed, pool_size, per_class_fraclen",
+    [(False, 49, False), (True, 49, True), (False, 1, True), (True, 300, True)],
+)
 @pytest.mark.parametrize("weights", ["portable", "s8"])
-def test_int8_classifier_equals_the_integer_one_at_its_extremes(signed, pool_size,
-                                                                per_class_fraclen, weights):
+def test_int8_classifier_equals_the_integer_one_at_its_extremes(
+    signed, pool_size, per_class_fraclen, weights
+):
     """onnx-int8's classifier (base-256 digits of the H·W sums times the weights in
     MatMulInteger), and the float64 one it falls back on, give the integer model's logits
     exactly, with every input at the largest or smallest value and weights of one sign,
@@ -348,9 +377,10 @@ def test_int8_classifier_equals_the_integer_one_at_its_extremes(signed, pool_siz
     side_w = pool_size // side
     weight = torch.randint(-127, 128, (classes, channels), generator=generator)
     weight[0], weight[1] = 127, -127
-    bias = torch.randint(-2**20, 2**20, (classes,), generator=generator)
-    weight_fraclen = torch.randint(5, 7, (classes,), generator=generator) if per_class_fraclen \
-        else torch.tensor(6)
+    bias = torch.randint(-(2**20), 2**20, (classes,), generator=generator)
+    weight_fraclen = (
+        torch.randint(5, 7, (classes,), generator=generator) if per_class_fraclen else torch.tensor(6)
+    )
     layer = IntLinear(weight, bias, weight_fraclen, input_fraclen=4, pool_size=side * side_w)
     low, high = (-127, 127) if signed else (0, 255)
     values = torch.randint(low, high + 1, (5, channels, side, side_w), generator=generator)
@@ -359,17 +389,24 @@ def test_int8_classifier_equals_the_integer_one_at_its_extremes(signed, pool_siz
     expected = layer(Fixed(values.double(), 4))
     assert 2**24 < expected.values.abs().max() < 2**31 - 1 or pool_size == 1
     # the int8 target's classifier, and the float64 one it falls back on past its ranges
-    for emit, integer_kernel in ((emitters(weights)[IntLinear], True),
-                                 (partial(linear, carrier=TensorProto.DOUBLE), False)):
+    for emit, integer_kernel in (
+        (emitters(weights)[IntLinear], True),
+        (partial(linear, carrier=TensorProto.DOUBLE), False),
+    ):
         graph = Graph()
         out = emit(layer, graph, Sym("u", 4, Form.Q8, signed))
         assert any(node.op_type == "MatMulInteger" for node in graph.nodes) == integer_kernel
         graph.nodes.append(helper.make_node("Identity", [out.name], ["y"]))
-        model = helper.make_model(helper.make_graph(
-            graph.nodes, "g", [helper.make_tensor_value_info("u", TensorProto.UINT8, None)],
-            [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)], graph.initializers),
-            opset_imports=[helper.make_opsetid("", 17)])
+        model = helper.make_model(
+            helper.make_graph(
+                graph.nodes,
+                "g",
+                [helper.make_tensor_value_info("u", TensorProto.UINT8, None)],
+                [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)],
+                graph.initializers,
+            ),
+            opset_imports=[helper.make_opsetid("", 17)],
+        )
         model.ir_version = 8
-        session = ort.InferenceSession(model.SerializeToString(),
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         assert np.array_equal(session.run(None, {"u": u})[0], expected.values.numpy())

@@ -25,16 +25,26 @@ class TinyResidualNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         # the residual block: its output shares the block input's clipping level
         self.body_bn, self.body_act = kit.norm(channels), kit.act()
-        self.body = kit.conv(channels, channels, 3, norm=self.body_bn, reads=self.stem_act,
-                             writes=self.body_act)
+        self.body = kit.conv(
+            channels, channels, 3, norm=self.body_bn, reads=self.stem_act, writes=self.body_act
+        )
         self.sum_act = kit.act(tied_to=self.stem_act)
         self.add = kit.add(out=self.sum_act, identity=self.stem_act)
         self.last_bn = kit.norm(channels)
-        self.last = kit.conv(channels, channels, 3, norm=self.last_bn, reads=self.body_act,
-                             writes=self.add.branch_target)
+        self.last = kit.conv(
+            channels, channels, 3, norm=self.last_bn, reads=self.body_act, writes=self.add.branch_target
+        )
         self.depthwise_bn, self.depthwise_act = kit.norm(channels), kit.act()
-        self.depthwise = kit.conv(channels, channels, 3, 2, groups=channels, norm=self.depthwise_bn,
-                                  reads=self.sum_act, writes=self.depthwise_act)
+        self.depthwise = kit.conv(
+            channels,
+            channels,
+            3,
+            2,
+            groups=channels,
+            norm=self.depthwise_bn,
+            reads=self.sum_act,
+            writes=self.depthwise_act,
+        )
         self.head_pool = kit.global_pool()
         self.classifier = kit.linear(channels, classes, reads=self.depthwise_act)
 
@@ -58,8 +68,11 @@ def test_the_float_kit_builds_the_same_network_in_torch_layers():
     assert float_model(pixels(SHAPE)).shape == (4, 10)
 
 
-@pytest.mark.parametrize("quant", [QuantConfig(), QuantConfig(residual="int8", per_channel=True),
-                                   QuantConfig(wl=4)], ids=["8-bit", "int8-residual", "4-bit"])
+@pytest.mark.parametrize(
+    "quant",
+    [QuantConfig(), QuantConfig(residual="int8", per_channel=True), QuantConfig(wl=4)],
+    ids=["8-bit", "int8-residual", "4-bit"],
+)
 def test_a_users_architecture_integerizes_and_exports_exactly(quant, tmp_path):
     model = trained(quant)
     x = pixels(SHAPE)

@@ -9,19 +9,29 @@ from torch import nn
 from f8lab.models import build_model, list_models
 from f8lab.quant import QuantConfig
 
-CONFIGS = {"float": None, "fixed, batch fold": QuantConfig(),
-           "fixed, running fold": QuantConfig(bn_fold="running"),
-           "fixed, grid per channel": QuantConfig(fraclen_method="grid", per_channel=True),
-           "fixed, 8-bit residual": QuantConfig(residual="int8")}
+CONFIGS = {
+    "float": None,
+    "fixed, batch fold": QuantConfig(),
+    "fixed, running fold": QuantConfig(bn_fold="running"),
+    "fixed, grid per channel": QuantConfig(fraclen_method="grid", per_channel=True),
+    "fixed, 8-bit residual": QuantConfig(residual="int8"),
+}
 # Tracing takes tens of seconds a model on 2 cores: the default run traces one of each
 # kind (every option on ResNet-18, every architecture in the default fixed point, the
 # ImageNet stem once); `make test-slow` traces the whole matrix.
-REPRESENTATIVES = {("resnet18", "small", config) for config in CONFIGS} | {
-    (name, "small", "fixed, batch fold") for name in list_models()} | {
-    ("resnet18", "imagenet", "fixed, batch fold")}
-CASES = [pytest.param(name, stem, config,
-                      marks=[] if (name, stem, config) in REPRESENTATIVES else [pytest.mark.slow])
-         for config in CONFIGS for name in list_models() for stem in ("small", "imagenet")]
+REPRESENTATIVES = (
+    {("resnet18", "small", config) for config in CONFIGS}
+    | {(name, "small", "fixed, batch fold") for name in list_models()}
+    | {("resnet18", "imagenet", "fixed, batch fold")}
+)
+CASES = [
+    pytest.param(
+        name, stem, config, marks=[] if (name, stem, config) in REPRESENTATIVES else [pytest.mark.slow]
+    )
+    for config in CONFIGS
+    for name in list_models()
+    for stem in ("small", "imagenet")
+]
 
 
 @pytest.mark.parametrize("name,stem,config", CASES)
@@ -58,10 +68,12 @@ def test_compiled_steps_give_the_eager_weights(bn_fold):
     torch._dynamo.reset()
     torch.manual_seed(0)
     config = QuantConfig(bn_fold=bn_fold, floating=True)
-    eager = build_model("resnet18", 10, quant=config, stem="small", in_channels=1,
-                        width=0.125).double().train()
-    compiled_model = build_model("resnet18", 10, quant=config, stem="small", in_channels=1,
-                                 width=0.125).double().train()
+    eager = (
+        build_model("resnet18", 10, quant=config, stem="small", in_channels=1, width=0.125).double().train()
+    )
+    compiled_model = (
+        build_model("resnet18", 10, quant=config, stem="small", in_channels=1, width=0.125).double().train()
+    )
     compiled_model.load_state_dict(eager.state_dict())
     x, y = torch.rand(16, 1, 28, 28, dtype=torch.float64), torch.randint(0, 10, (16,))
     eager_losses = _steps(eager, x, y, 3)
@@ -80,10 +92,16 @@ def test_compiled_gradients_reach_every_layer_through_the_rounding():
     they did where a compiled graph dropped the straight-through mask."""
     torch._dynamo.reset()
     torch.manual_seed(0)
-    eager = build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1,
-                        width=0.125).double().train()
-    compiled_model = build_model("resnet18", 10, quant=QuantConfig(), stem="small",
-                                 in_channels=1, width=0.125).double().train()
+    eager = (
+        build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1, width=0.125)
+        .double()
+        .train()
+    )
+    compiled_model = (
+        build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1, width=0.125)
+        .double()
+        .train()
+    )
     compiled_model.load_state_dict(eager.state_dict())
     x, y = torch.rand(32, 1, 28, 28, dtype=torch.float64), torch.randint(0, 10, (32,))
     for net in (eager, torch.compile(compiled_model)):

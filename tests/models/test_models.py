@@ -10,8 +10,7 @@ from f8lab.models import build_model, describe, from_float, list_models, load_fl
 from f8lab.quant import QuantConfig, fraclen_range
 
 SHAPES = {"imagenet": (2, 3, 224, 224), "small": (2, 1, 28, 28)}
-CASES = [(name, stem) for name in ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2"]
-         for stem in SHAPES]
+CASES = [(name, stem) for name in ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2"] for stem in SHAPES]
 
 
 def small_float(name: str, stem: str) -> torch.nn.Module:
@@ -27,8 +26,15 @@ def test_list_models():
     assert list_models() == ["mobilenet_v1", "mobilenet_v2", "resnet18", "resnet50"]
 
 
-@pytest.mark.parametrize("name,count", [("resnet18", 11_689_512), ("resnet50", 25_557_032),
-                                        ("mobilenet_v2", 3_504_872), ("mobilenet_v1", 4_231_976)])
+@pytest.mark.parametrize(
+    "name,count",
+    [
+        ("resnet18", 11_689_512),
+        ("resnet50", 25_557_032),
+        ("mobilenet_v2", 3_504_872),
+        ("mobilenet_v1", 4_231_976),
+    ],
+)
 def test_parameter_counts(name, count):
     assert sum(p.numel() for p in build_model(name).parameters()) == count
 
@@ -81,7 +87,9 @@ def test_a_trained_model_can_be_copied():
 
 
 def test_per_channel_weight_formats():
-    model = from_float(small_float("mobilenet_v2", "small"), QuantConfig(per_channel=True, fraclen_method="grid"))
+    model = from_float(
+        small_float("mobilenet_v2", "small"), QuantConfig(per_channel=True, fraclen_method="grid")
+    )
     model.train()
     model(torch.rand(SHAPES["small"]))
     weights = describe(model).query("tensor == 'weight'")
@@ -120,19 +128,26 @@ def test_identity_path_scales_differ_by_a_power_of_two():
 
 
 def test_without_sharing_every_tensor_has_its_own_alpha():
-    model = build_model("resnet18", 10, quant=QuantConfig(share_clipping=False), stem="small",
-                        in_channels=1, width=0.25)
+    model = build_model(
+        "resnet18", 10, quant=QuantConfig(share_clipping=False), stem="small", in_channels=1, width=0.25
+    )
     assert model.layer1[1].act_out.master is model.layer1[1].act_out
 
 
-@pytest.mark.parametrize("call,error,message", [
-    (lambda: build_model("resnet34"), ValueError,
-     "unknown model 'resnet34'; choose one of mobilenet_v1, mobilenet_v2, resnet18, resnet50"),
-    (lambda: build_model("resnet18", stem="cifar"), ValueError, "choose one of imagenet, small"),
-    (lambda: build_model("resnet18", width=0), ValueError, "width multiplier"),
-    (lambda: build_model("resnet18", quant={"bits": 8}), TypeError, "QuantConfig"),
-    (lambda: describe(build_model("resnet18")), ValueError, "fixed-point model"),
-])
+@pytest.mark.parametrize(
+    "call,error,message",
+    [
+        (
+            lambda: build_model("resnet34"),
+            ValueError,
+            "unknown model 'resnet34'; choose one of mobilenet_v1, mobilenet_v2, resnet18, resnet50",
+        ),
+        (lambda: build_model("resnet18", stem="cifar"), ValueError, "choose one of imagenet, small"),
+        (lambda: build_model("resnet18", width=0), ValueError, "width multiplier"),
+        (lambda: build_model("resnet18", quant={"bits": 8}), TypeError, "QuantConfig"),
+        (lambda: describe(build_model("resnet18")), ValueError, "fixed-point model"),
+    ],
+)
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()

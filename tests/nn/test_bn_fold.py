@@ -34,8 +34,9 @@ def test_the_two_folds_are_one_layer_in_evaluation():
 
 def test_running_fold_trains_to_a_finite_model_with_gradients_everywhere():
     torch.manual_seed(0)
-    model = build_model("mobilenet_v2", 10, quant=QuantConfig(bn_fold="running"), stem="small",
-                        in_channels=1, width=0.25).train()
+    model = build_model(
+        "mobilenet_v2", 10, quant=QuantConfig(bn_fold="running"), stem="small", in_channels=1, width=0.25
+    ).train()
     model(torch.rand(8, 1, 28, 28)).logsumexp(1).sum().backward()
     conv = model.features[2].conv[0][0]
     assert conv.weight.grad.abs().sum() > 0

@@ -94,6 +94,7 @@ def test_training_folds_batch_statistics_like_batchnorm(groups, bn_fold):
 
 def test_gradients_reach_weights_bn_and_alpha():
     from f8lab.models import build_model
+
     model = build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1, width=0.125)
     model.train()
     model(torch.rand(4, 1, 28, 28)).sum().backward()
@@ -105,8 +106,16 @@ def test_gradients_reach_weights_bn_and_alpha():
 def test_grouped_convolutions_other_than_depthwise_are_refused():
     quant = ActQuant(QuantConfig())
     with pytest.raises(NotImplementedError, match="groups=2 .* only dense .* and depthwise"):
-        FixConv2d(4, 4, 3, groups=2, config=QuantConfig(), bn=nn.BatchNorm2d(4),
-                  input_quant=quant, output_quant=None)
+        FixConv2d(
+            4,
+            4,
+            3,
+            groups=2,
+            config=QuantConfig(),
+            bn=nn.BatchNorm2d(4),
+            input_quant=quant,
+            output_quant=None,
+        )
 
 
 def test_a_fixed_point_layer_refuses_float_connections():
@@ -114,8 +123,7 @@ def test_a_fixed_point_layer_refuses_float_connections():
     with pytest.raises(TypeError, match="takes a ActQuant here, got ReLU: build it with the same"):
         kit.conv(4, 4, 3, norm=kit.norm(4), reads=nn.ReLU(), writes=None)
     with pytest.raises(TypeError, match="folds a BatchNorm2d, got Identity"):
-        FixConv2d(4, 4, 3, config=QuantConfig(), bn=nn.Identity(), input_quant=kit.act(),
-                  output_quant=None)
+        FixConv2d(4, 4, 3, config=QuantConfig(), bn=nn.Identity(), input_quant=kit.act(), output_quant=None)
 
 
 def test_sharing_needs_the_same_word_length():

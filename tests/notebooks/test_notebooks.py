@@ -21,8 +21,15 @@ CELL_TIMEOUT_S = 300  # a quick-profile cell takes under a minute
 # an explorer draws in seconds, but a widget cell's reply sometimes never reaches the client
 # (jupyter/nbclient#312; seen here on notebook 02's explorer): give it less time to retry
 WIDGET_CELL_TIMEOUT_S = 60
-NAMES = ["00_fixed_point_primer", "01_value_distributions", "02_fraclen_formula", "03_grid_search",
-         "04_training", "05_comparison", "06_integer_export"]
+NAMES = [
+    "00_fixed_point_primer",
+    "01_value_distributions",
+    "02_fraclen_formula",
+    "03_grid_search",
+    "04_training",
+    "05_comparison",
+    "06_integer_export",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +39,16 @@ def run_notebook(tmp_path_factory):
 
     def execute(name: str) -> None:
         papermill.execute_notebook(
-            str(REPO / "notebooks" / f"{name}.ipynb"), str(results / f"{name}.ipynb"),
+            str(REPO / "notebooks" / f"{name}.ipynb"),
+            str(results / f"{name}.ipynb"),
             parameters={"PROFILE": "quick", "RESULTS_DIR": str(results)},
-            cwd=str(REPO / "notebooks"), progress_bar=False, kernel_name="python3",
-            timeout_func=lambda cell: WIDGET_CELL_TIMEOUT_S if "_explorer(" in cell.source
-            else CELL_TIMEOUT_S)
+            cwd=str(REPO / "notebooks"),
+            progress_bar=False,
+            kernel_name="python3",
+            timeout_func=lambda cell: (
+                WIDGET_CELL_TIMEOUT_S if "_explorer(" in cell.source else CELL_TIMEOUT_S
+            ),
+        )
 
     def run(name: str) -> dict:
         if name not in done:
@@ -70,8 +82,12 @@ def test_notebook_has_one_parameters_cell_and_defines_nothing(path):
 def _printed(path: Path) -> str:
     """Everything an executed notebook printed."""
     notebook = nbformat.read(path, as_version=4)
-    return "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                   for output in cell.outputs)
+    return "".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -80,7 +96,7 @@ def test_notebook_is_a_lesson_with_its_neighbours_linked(path):
     markdown = [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
     assert "**What you will learn" in markdown[0]
     index = NAMES.index(path.stem)
-    for neighbour in NAMES[max(index - 1, 0):index] + NAMES[index + 1:index + 2]:
+    for neighbour in NAMES[max(index - 1, 0) : index] + NAMES[index + 1 : index + 2]:
         assert f"({neighbour}.ipynb)" in markdown[0], f"{path.stem} does not link to {neighbour}"
     assert sum("**What you should see" in text for text in markdown) >= 3
     # every explorer comes with a question before it and the answer after it
@@ -151,8 +167,7 @@ def test_04_training_records_every_run(run_notebook):
     assert all(std >= 0 for std in record["ablation_std"].values())
     assert record["ablation_train_seconds"].keys() == record["ablations"].keys()
     assert all(seconds > 0 for seconds in record["ablation_train_seconds"].values())
-    for top1 in [record["float_top1"], record["f8_top1"], record["tiny_top1"],
-                 *record["ablations"].values()]:
+    for top1 in [record["float_top1"], record["f8_top1"], record["tiny_top1"], *record["ablations"].values()]:
         assert 0 <= top1 <= 100
     # the traced runs show the walk: grid search's FLs go down and their readers' weights
     # round to zero; the formula's FLs only go up
@@ -211,9 +226,11 @@ def test_the_executed_default_run_is_this_notebooks(path):
     executed = REPO / "notebooks" / "executed" / path.name
     assert executed.is_file() and executed.with_suffix(".json").is_file(), "run make demo"
     ran = nbformat.read(executed, as_version=4)
-    sources = [cell.source for cell in ran.cells
-               if "injected-parameters" not in cell.metadata.get("tags", [])]
+    sources = [
+        cell.source for cell in ran.cells if "injected-parameters" not in cell.metadata.get("tags", [])
+    ]
     assert sources == [cell.source for cell in nbformat.read(path, as_version=4).cells], (
-        f"notebooks/executed/{path.name} is not this notebook's run: run make demo")
+        f"notebooks/executed/{path.name} is not this notebook's run: run make demo"
+    )
     assert json.loads(executed.with_suffix(".json").read_text())["profile"] == "default"
     assert executed.stat().st_size < 1_500_000

@@ -18,8 +18,9 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                                reason="needs Chromium (Debian package chromium; `make test` installs it)")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).is_file(), reason="needs Chromium (Debian package chromium; `make test` installs it)"
+)
 TOKEN = "f8lab-test"
 EXPLORER = """\
 import torch
@@ -37,16 +38,26 @@ def _free_port() -> int:
 @pytest.fixture
 def lab(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(EXPLORER)])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, tmp_path / "explorer.ipynb")
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={tmp_path}",
-         "--LabApp.expose_app_in_browser=True", "--allow-root"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config")})
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--ServerApp.token={TOKEN}",
+            f"--ServerApp.root_dir={tmp_path}",
+            "--LabApp.expose_app_in_browser=True",
+            "--allow-root",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config")},
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -68,10 +79,12 @@ def test_moving_the_fraclen_slider_changes_the_explorer(lab):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(f"{lab}/lab/tree/explorer.ipynb?token={TOKEN}")
-        page.wait_for_function("window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                               " && window.jupyterapp.shell.currentWidget.sessionContext"
-                               " && window.jupyterapp.shell.currentWidget.sessionContext.session",
-                               timeout=60_000)
+        page.wait_for_function(
+            "window.jupyterapp && window.jupyterapp.shell.currentWidget"
+            " && window.jupyterapp.shell.currentWidget.sessionContext"
+            " && window.jupyterapp.shell.currentWidget.sessionContext.session",
+            timeout=60_000,
+        )
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         summary = page.locator(".widget-html-content", has_text="RMS error")
         summary.wait_for(timeout=120_000)
@@ -85,7 +98,9 @@ def test_moving_the_fraclen_slider_changes_the_explorer(lab):
         page.wait_for_function(
             "([target]) => [...document.querySelectorAll('.widget-html-content')]"
             ".some(x => x.innerText.includes('RMS error') && x.innerText.includes(target))",
-            arg=[target], timeout=60_000)
+            arg=[target],
+            timeout=60_000,
+        )
         after = summary.inner_text()
         browser.close()
     assert after.split("RMS error")[1] != before.split("RMS error")[1]

@@ -68,7 +68,8 @@ def test_matches_torch_fake_quantize_per_channel():
     x = torch.randn(6, 5, 3, 3) * 2
     fl = torch.tensor([0, 1, 3, 5, 7, 2])
     expected = torch.fake_quantize_per_channel_affine(
-        x, 2.0 ** -fl.float(), torch.zeros(6, dtype=torch.int32), 0, -127, 127)
+        x, 2.0 ** -fl.float(), torch.zeros(6, dtype=torch.int32), 0, -127, 127
+    )
     assert torch.equal(fix_quant(x, 8, fl, True, dim=0), expected)
     for c in range(6):
         assert torch.equal(fix_quant(x, 8, fl, True, dim=0)[c], fix_quant(x[c], 8, int(fl[c]), True))
@@ -84,8 +85,7 @@ def test_per_channel_along_last_dim():
 
 def test_straight_through_gradient_counts_range_ends_inside():
     # q = round(x * 2^fl): -128 and 128 are clamped, -127 and 127 are the ends of the range
-    x = torch.tensor([-128.0, -127.0, -3.0, 0.0, 126.6, 127.0, 127.4, 127.6, 128.0],
-                     requires_grad=True)
+    x = torch.tensor([-128.0, -127.0, -3.0, 0.0, 126.6, 127.0, 127.4, 127.6, 128.0], requires_grad=True)
     fix_quant(x, 8, 0, True).backward(torch.arange(1.0, 10.0))
     assert x.grad.tolist() == [0, 2, 3, 4, 5, 6, 7, 0, 0]
 
@@ -102,19 +102,25 @@ def test_dtypes_are_kept():
         assert fix_quant(x, 8, 4, True).dtype == dtype
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda x: fix_quant(x, 1, 0, True), "word length 1 is out of range"),
-    (lambda x: fix_quant(x, 17, 0, True), "word length 17 is out of range"),
-    (lambda x: fix_quant(x, 8.0, 0, True), "word length must be an integer"),
-    (lambda x: fix_quant(x, 8, 8, True), r"fractional length 8 is out of range for signed 8-bit \(0..7\)"),
-    (lambda x: fix_quant(x, 8, 9, False), r"out of range for unsigned 8-bit \(0..8\)"),
-    (lambda x: fix_quant(x, 8, -1, True), "fractional length -1 is out of range"),
-    (lambda x: fix_quant(x, 8, 6.5, True), "fractional length must be an integer, got 6.5"),
-    (lambda x: fix_quant(x, 8, torch.tensor(6.5), True), "must be integers"),
-    (lambda x: fix_quant(x, 8, torch.tensor([1, 2]), True), "pass the channel dim"),
-    (lambda x: fix_quant(x, 8, torch.tensor([1, 2]), True, dim=0), "x has 4 channels"),
-    (lambda x: fix_quant(x.long(), 8, 3, True), "floating-point tensor"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda x: fix_quant(x, 1, 0, True), "word length 1 is out of range"),
+        (lambda x: fix_quant(x, 17, 0, True), "word length 17 is out of range"),
+        (lambda x: fix_quant(x, 8.0, 0, True), "word length must be an integer"),
+        (
+            lambda x: fix_quant(x, 8, 8, True),
+            r"fractional length 8 is out of range for signed 8-bit \(0..7\)",
+        ),
+        (lambda x: fix_quant(x, 8, 9, False), r"out of range for unsigned 8-bit \(0..8\)"),
+        (lambda x: fix_quant(x, 8, -1, True), "fractional length -1 is out of range"),
+        (lambda x: fix_quant(x, 8, 6.5, True), "fractional length must be an integer, got 6.5"),
+        (lambda x: fix_quant(x, 8, torch.tensor(6.5), True), "must be integers"),
+        (lambda x: fix_quant(x, 8, torch.tensor([1, 2]), True), "pass the channel dim"),
+        (lambda x: fix_quant(x, 8, torch.tensor([1, 2]), True, dim=0), "x has 4 channels"),
+        (lambda x: fix_quant(x.long(), 8, 3, True), "floating-point tensor"),
+    ],
+)
 def test_bad_input_is_refused_clearly(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call(torch.randn(4, 2))

@@ -9,8 +9,14 @@ from f8lab.quant import choose_fraclen, coefficient, fraclen_from_stat, tensor_s
 from f8lab.quant.formats import MAX_WORD_LENGTH, MIN_WORD_LENGTH
 from f8lab.quant.formula import METRICS
 
-PUBLISHED = {(True, "std"): 40, (False, "std"): 70, (True, "mean"): 30, (False, "mean"): 30,
-             (True, "rms"): 40, (False, "rms"): 50}
+PUBLISHED = {
+    (True, "std"): 40,
+    (False, "std"): 70,
+    (True, "mean"): 30,
+    (False, "mean"): 30,
+    (True, "rms"): 40,
+    (False, "rms"): 50,
+}
 
 
 @pytest.mark.parametrize("signed,metric", PUBLISHED)
@@ -52,8 +58,10 @@ def test_every_word_length_has_coefficients(wl):
 
 
 def test_derived_coefficients_grow_about_twofold_per_bit():
-    ratios = [coefficient(wl + 1, True, "std", "derived") / coefficient(wl, True, "std", "derived")
-              for wl in range(4, 16)]
+    ratios = [
+        coefficient(wl + 1, True, "std", "derived") / coefficient(wl, True, "std", "derived")
+        for wl in range(4, 16)
+    ]
     assert all(1.7 < r < 2.3 for r in ratios), ratios
 
 
@@ -85,15 +93,18 @@ def test_unsigned_std_is_of_the_tensor_before_relu():
     assert tensor_stat(x, "std", signed=False) == tensor_stat(x, "std", signed=True)
 
 
-@pytest.mark.parametrize("call,error,message", [
-    (lambda: fraclen_from_stat(float("nan")), ValueError, "must be finite"),
-    (lambda: fraclen_from_stat(-1.0), ValueError, ">= 0, got -1.0"),
-    (lambda: fraclen_from_stat(torch.tensor([1.0, float("inf")])), ValueError, "non-finite"),
-    (lambda: fraclen_from_stat(1.0, metric="max"), ValueError, "choose one of std, mean, rms"),
-    (lambda: fraclen_from_stat(1.0, wl=20), ValueError, "word length 20"),
-    (lambda: choose_fraclen(torch.tensor([1.0, float("nan")])), ValueError, "NaN or Inf"),
-    (lambda: coefficient(8, source="paper"), ValueError, "published, derived"),
-])
+@pytest.mark.parametrize(
+    "call,error,message",
+    [
+        (lambda: fraclen_from_stat(float("nan")), ValueError, "must be finite"),
+        (lambda: fraclen_from_stat(-1.0), ValueError, ">= 0, got -1.0"),
+        (lambda: fraclen_from_stat(torch.tensor([1.0, float("inf")])), ValueError, "non-finite"),
+        (lambda: fraclen_from_stat(1.0, metric="max"), ValueError, "choose one of std, mean, rms"),
+        (lambda: fraclen_from_stat(1.0, wl=20), ValueError, "word length 20"),
+        (lambda: choose_fraclen(torch.tensor([1.0, float("nan")])), ValueError, "NaN or Inf"),
+        (lambda: coefficient(8, source="paper"), ValueError, "published, derived"),
+    ],
+)
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()

@@ -38,8 +38,10 @@ def test_per_channel_matches_per_slice():
 
 def test_formula_and_grid_search_mostly_agree_on_gaussians():
     torch.manual_seed(0)
-    agree = [choose_fraclen(x, method="std") == choose_fraclen(x, method="grid")
-             for x in (torch.randn(20_000) * s for s in torch.logspace(-2, 2, 40))]
+    agree = [
+        choose_fraclen(x, method="std") == choose_fraclen(x, method="grid")
+        for x in (torch.randn(20_000) * s for s in torch.logspace(-2, 2, 40))
+    ]
     assert sum(agree) / len(agree) >= 0.8
 
 

@@ -22,17 +22,23 @@ def test_fraclen_defaults_follow_the_word_length():
     assert (config.weight_fraclen, config.input_fraclen) == (3, 2)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"wl": 1}, "wl: must be a word length in 2..16, got 1"),
-    ({"wl": 8.5}, "wl: expected int, got 8.5"),
-    ({"wl": 6, "weight_fraclen": 7}, "fractional length 7 is out of range for signed 6-bit"),
-    ({"fraclen_method": "median"}, "fraclen_method: 'median' is not one of std, mean, rms, grid, max, fixed"),
-    ({"coefficients": "paper"}, "published, derived"),
-    ({"ema_momentum": 1.5}, r"ema_momentum: must be in \(0, 1\], got 1.5"),
-    ({"alpha_init": 0}, "alpha_init: must be positive, got 0"),
-    ({"residual": "int16"}, "residual: 'int16' is not one of int32, int8"),
-    ({"per_channel": 1}, "per_channel: expected bool, got 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"wl": 1}, "wl: must be a word length in 2..16, got 1"),
+        ({"wl": 8.5}, "wl: expected int, got 8.5"),
+        ({"wl": 6, "weight_fraclen": 7}, "fractional length 7 is out of range for signed 6-bit"),
+        (
+            {"fraclen_method": "median"},
+            "fraclen_method: 'median' is not one of std, mean, rms, grid, max, fixed",
+        ),
+        ({"coefficients": "paper"}, "published, derived"),
+        ({"ema_momentum": 1.5}, r"ema_momentum: must be in \(0, 1\], got 1.5"),
+        ({"alpha_init": 0}, "alpha_init: must be positive, got 0"),
+        ({"residual": "int16"}, "residual: 'int16' is not one of int32, int8"),
+        ({"per_channel": 1}, "per_channel: expected bool, got 1"),
+    ],
+)
 def test_bad_values_name_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
         QuantConfig(**kwargs)

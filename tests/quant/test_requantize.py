@@ -17,8 +17,8 @@ def reference(acc: np.ndarray, n: int, wl: int, signed: bool) -> np.ndarray:
 @pytest.mark.parametrize("wl,signed", [(8, True), (8, False), (4, True), (16, True)])
 def test_matches_reference_on_random_int32(n, wl, signed):
     generator = torch.Generator().manual_seed(n)
-    acc = torch.randint(-2**31 + 1, 2**31 - 1, (20_000,), generator=generator, dtype=torch.int32)
-    small = torch.randint(-2**12, 2**12, (20_000,), generator=generator, dtype=torch.int32)
+    acc = torch.randint(-(2**31) + 1, 2**31 - 1, (20_000,), generator=generator, dtype=torch.int32)
+    small = torch.randint(-(2**12), 2**12, (20_000,), generator=generator, dtype=torch.int32)
     for a in (acc, small):
         out = requantize(a, acc_fl=10 + n, out_fl=10, wl=wl, signed=signed)
         assert out.dtype == torch.int32

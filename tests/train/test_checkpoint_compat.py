@@ -25,5 +25,6 @@ def test_a_checkpoint_of_36cbca8_loads_and_gives_its_logits(name):
     with torch.no_grad():
         assert torch.equal(model(expected["input"]), expected["logits"])
         integer = integerize(model.double())(expected["input"].double())
-        assert torch.equal(integer / 2.0**integerize(model).output_fraclen,
-                           model(expected["input"].double()))
+        assert torch.equal(
+            integer / 2.0 ** integerize(model).output_fraclen, model(expected["input"].double())
+        )

@@ -12,12 +12,15 @@ import torch
 from f8lab.train import load_config, read_checkpoint, train
 from helpers import TINY_MODEL
 
-CONFIG = TINY_MODEL + """
+CONFIG = (
+    TINY_MODEL
+    + """
 data: {dataset: synthetic, batch_size: 16, train_limit: 320, test_limit: 32, augment: true}
 optim: {lr: 0.05, epochs: 2, warmup_epochs: 0.5}
 quant: {wl: 8}
 run: {seed: 3, checkpoint_every: 3}
 """
+)
 
 
 def untimed(row: dict) -> dict:
@@ -32,8 +35,11 @@ def test_killed_run_resumes_exactly(tmp_path):
     reference = train(config, tmp_path / "reference", progress=False).model.state_dict()
 
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "f8lab", "train", str(path), "--out", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "f8lab", "train", str(path), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not (out / "last.pt").exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.005)

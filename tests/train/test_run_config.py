@@ -54,24 +54,30 @@ def test_profile_and_set_overrides(tmp_path):
     assert config.optim.epochs == 3 and config.quant.wl == 6 and config.data.root == "/x"
 
 
-@pytest.mark.parametrize("text,overrides,message", [
-    ("optim: {epoch: 3}\n", [], r"run.yaml: optim.epoch: unknown key; valid keys: lr, momentum"),
-    ("optim: {epochs: three}\n", [], r"optim.epochs: expected int, got 'three'"),
-    ("model: {name: vgg16}\n", [], r"model.name: 'vgg16' is not one of mobilenet_v1, mobilenet_v2"),
-    ("data: {batch_size: 0}\n", [], r"data.batch_size: must be positive"),
-    ("quant: {wl: 20}\n", [], r"run.yaml: quant.wl: must be a word length in 2..16, got 20"),
-    ("quant: {fraclen_method: median}\n", [],
-     r"quant.fraclen_method: 'median' is not one of std, mean, rms, grid, max, fixed"),
-    ("quant: {bits: 6}\n", [], r"run.yaml: quant.bits: this key is now quant.wl"),
-    ("quant: {wl: 8}\n", ["quant.fraclen=grid"], r"quant.fraclen: this key is now quant.fraclen_method"),
-    ("affine: {bits: 6}\n", [], r"affine.bits: this key is now affine.wl"),
-    ("optim: {label_smoothing: 1.0}\n", [], r"optim.label_smoothing: must be below 1, got 1.0"),
-    ("data: {workers: -1}\n", [], r"data.workers: must be zero or positive, got -1"),
-    ("trainer: {}\n", [], r"unknown section 'trainer'"),
-    ("profiles:\n  fast: {}\n", [], r"unknown profile 'fast'"),
-    ("model: {name: resnet18}\n", ["epochs=3"], r"'epochs' is not section.key"),
-    ("model: {name: resnet18}\n", ["optim.epochs"], r"expected section.key=value"),
-])
+@pytest.mark.parametrize(
+    "text,overrides,message",
+    [
+        ("optim: {epoch: 3}\n", [], r"run.yaml: optim.epoch: unknown key; valid keys: lr, momentum"),
+        ("optim: {epochs: three}\n", [], r"optim.epochs: expected int, got 'three'"),
+        ("model: {name: vgg16}\n", [], r"model.name: 'vgg16' is not one of mobilenet_v1, mobilenet_v2"),
+        ("data: {batch_size: 0}\n", [], r"data.batch_size: must be positive"),
+        ("quant: {wl: 20}\n", [], r"run.yaml: quant.wl: must be a word length in 2..16, got 20"),
+        (
+            "quant: {fraclen_method: median}\n",
+            [],
+            r"quant.fraclen_method: 'median' is not one of std, mean, rms, grid, max, fixed",
+        ),
+        ("quant: {bits: 6}\n", [], r"run.yaml: quant.bits: this key is now quant.wl"),
+        ("quant: {wl: 8}\n", ["quant.fraclen=grid"], r"quant.fraclen: this key is now quant.fraclen_method"),
+        ("affine: {bits: 6}\n", [], r"affine.bits: this key is now affine.wl"),
+        ("optim: {label_smoothing: 1.0}\n", [], r"optim.label_smoothing: must be below 1, got 1.0"),
+        ("data: {workers: -1}\n", [], r"data.workers: must be zero or positive, got -1"),
+        ("trainer: {}\n", [], r"unknown section 'trainer'"),
+        ("profiles:\n  fast: {}\n", [], r"unknown profile 'fast'"),
+        ("model: {name: resnet18}\n", ["epochs=3"], r"'epochs' is not section.key"),
+        ("model: {name: resnet18}\n", ["optim.epochs"], r"expected section.key=value"),
+    ],
+)
 def test_bad_configs_name_key_file_and_choices(tmp_path, text, overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text), "default", overrides)

@@ -17,11 +17,14 @@ from f8lab.train.schedule import lr_factor
 from f8lab.train.trainer import make_model, parameter_groups
 from helpers import TINY_MODEL
 
-TINY = TINY_MODEL + """
+TINY = (
+    TINY_MODEL
+    + """
 data: {dataset: synthetic, batch_size: 32, train_limit: 256, test_limit: 64}
 optim: {lr: 0.1, epochs: 2, warmup_epochs: 0.5}
 run: {seed: 0, checkpoint_every: 3}
 """
+)
 
 
 def tiny_config(tmp_path: Path, extra: list[str] = ()):
@@ -62,15 +65,18 @@ def test_channels_last_runs_train_as_contiguous_ones_do(tmp_path, quant):
     1e-7 change of one weight moves the next step's gradients by 1e-4.)"""
     runs = {}
     for layout in ("auto", "contiguous"):
-        config = tiny_config(tmp_path, ["optim.epochs=1", "optim.max_iters=1", *quant,
-                                        f"run.memory_format={layout}"])
+        config = tiny_config(
+            tmp_path, ["optim.epochs=1", "optim.max_iters=1", *quant, f"run.memory_format={layout}"]
+        )
         runs[layout] = train(config, tmp_path / layout, progress=False)
     weight = runs["auto"].model.layer1[0].conv1.weight
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     assert runs["auto"].metrics["train_loss"] == pytest.approx(
-        runs["contiguous"].metrics["train_loss"], rel=1e-6)
-    for (key, a), b in zip(runs["auto"].model.state_dict().items(),
-                           runs["contiguous"].model.state_dict().values()):
+        runs["contiguous"].metrics["train_loss"], rel=1e-6
+    )
+    for (key, a), b in zip(
+        runs["auto"].model.state_dict().items(), runs["contiguous"].model.state_dict().values()
+    ):
         assert torch.allclose(a.double(), b.double(), rtol=1e-5, atol=1e-6), key
 
 
@@ -93,10 +99,12 @@ def test_schedule():
 
 def test_weight_decay_schemes():
     model = build_model("mobilenet_v2", 10, stem="small", in_channels=1, width=0.25)
-    bn = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)
-             for p in m.parameters())
-    depthwise = sum(m.weight.numel() for m in model.modules()
-                    if isinstance(m, torch.nn.Conv2d) and m.groups > 1)
+    bn = sum(
+        p.numel() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()
+    )
+    depthwise = sum(
+        m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1
+    )
     for scheme, skipped in (("all", 0), ("no_bn", bn), ("no_bn_depthwise", bn + depthwise)):
         decayed, free = parameter_groups(model, 1e-4, scheme)
         assert sum(p.numel() for p in free["params"]) == skipped
@@ -161,8 +169,7 @@ def test_train_once_reuses_a_finished_run_and_retrains_another_config(tmp_path, 
     again = train_once(config, tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "last.pt").stat().st_mtime_ns == stamp  # nothing trained
     assert again.metrics == first.metrics
-    assert all(torch.equal(v, again.model.state_dict()[k])
-               for k, v in first.model.state_dict().items())
+    assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in first.model.state_dict().items())
     other = tiny_config(tmp_path, ["optim.epochs=1", "optim.lr=0.05"])
     train_once(other, tmp_path / "run", progress=False)
     assert "another config" in capsys.readouterr().out
@@ -170,8 +177,9 @@ def test_train_once_reuses_a_finished_run_and_retrains_another_config(tmp_path, 
 
 
 def test_sample_test_images_gives_the_first_ones():
-    config = load_config(Path(__file__).resolve().parents[2] / "configs/fashion_mnist/resnet18_fp.yaml",
-                         "quick")
+    config = load_config(
+        Path(__file__).resolve().parents[2] / "configs/fashion_mnist/resnet18_fp.yaml", "quick"
+    )
     images, labels = sample_test_images(config, 8)
     batch_x, batch_y = next(iter(make_batches(config, False).batches(0)))
     assert images.shape == (8, 1, 28, 28) and torch.equal(images, batch_x[:8])
@@ -184,7 +192,7 @@ def test_device_augmentation_is_a_padded_crop_and_a_flip_per_image():
     out = TensorBatches._augment(images, crops)
     padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
     for image, (dy, dx, flip), got in zip(padded, crops.tolist(), out):
-        expected = image[:, dy:dy + 28, dx:dx + 28]
+        expected = image[:, dy : dy + 28, dx : dx + 28]
         assert torch.equal(got, expected.flip(-1) if flip else expected)
 
 
@@ -197,12 +205,17 @@ def test_a_run_repeats_exactly_and_an_epoch_plan_depends_on_seed_and_epoch(tmp_p
     assert not torch.equal(first[0], next(make_batches(reseeded, True).batches(1))[0])
 
 
-def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path,
-                                                                           monkeypatch):
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     train(tiny_config(tmp_path, ["optim.epochs=1"]), tmp_path / "fp", progress=False)
-    settings = ["quant.wl=8", f"run.init={tmp_path / 'fp' / 'best.pt'}", "run.log_every=1",
-                "run.checkpoint_every=3", "optim.schedule=constant", "optim.warmup_epochs=0",
-                "optim.epochs=1"]
+    settings = [
+        "quant.wl=8",
+        f"run.init={tmp_path / 'fp' / 'best.pt'}",
+        "run.log_every=1",
+        "run.checkpoint_every=3",
+        "optim.schedule=constant",
+        "optim.warmup_epochs=0",
+        "optim.epochs=1",
+    ]
     three = tiny_config(tmp_path, settings + ["optim.max_iters=3"])
     good = train(three, tmp_path / "three", progress=False).model.state_dict()
     loss, calls = torch.nn.CrossEntropyLoss.forward, []
@@ -217,17 +230,16 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_
     kept = read_checkpoint(tmp_path / "f8" / "last.pt")
     assert kept["iteration"] == 3 and not (tmp_path / "f8" / "best.pt").exists()
     # weight FLs are chosen anew by every forward, also by the evaluation after step 3
-    assert all(torch.equal(v, good[k]) for k, v in kept["model"].items()
-               if not k.endswith("weight_quant.fraclen"))
+    assert all(
+        torch.equal(v, good[k]) for k, v in kept["model"].items() if not k.endswith("weight_quant.fraclen")
+    )
 
 
 def test_non_finite_formats_name_the_quantizer():
-    model = build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1,
-                        width=0.125).train()
+    model = build_model("resnet18", 10, quant=QuantConfig(), stem="small", in_channels=1, width=0.125).train()
     check_finite_formats(model)
     x = torch.rand(4, 1, 28, 28)
     x[0, 0, 0, 0] = float("nan")
     model(x)
-    with pytest.raises(FloatingPointError,
-                       match=r"NaN or Inf values \(first: conv1.weight_quant, act1, "):
+    with pytest.raises(FloatingPointError, match=r"NaN or Inf values \(first: conv1.weight_quant, act1, "):
         check_finite_formats(model)

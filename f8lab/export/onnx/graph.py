@@ -26,10 +26,10 @@ class Form(enum.Enum):
     """How a symbol's values are held."""
 
     FLOAT = "float"  # a float tensor (integers in a float type, or the float network's values)
-    Q8 = "q8"        # 8-bit integers as uint8 (a signed tensor with zero point 128)
-    REAL = "real"    # an accumulator's real value in float32
-    CONV = "conv"    # a convolution not emitted yet (``pending``: a PendingConv)
-    ADD8 = "add8"    # an 8-bit add not emitted yet (``pending``: a PendingAdd)
+    Q8 = "q8"  # 8-bit integers as uint8 (a signed tensor with zero point 128)
+    REAL = "real"  # an accumulator's real value in float32
+    CONV = "conv"  # a convolution not emitted yet (``pending``: a PendingConv)
+    ADD8 = "add8"  # an 8-bit add not emitted yet (``pending``: a PendingAdd)
 
 
 @dataclass(frozen=True)
@@ -120,5 +120,6 @@ def trace(body: nn.Module, emitters: dict[type, Emitter], graph: Graph) -> Sym:
         emit = emitters.get(type(module))
         if emit is not None:
             module.forward = types.MethodType(  # type: ignore[method-assign]
-                lambda self, *xs, _e=emit: _e(self, graph, *xs), module)
+                lambda self, *xs, _e=emit: _e(self, graph, *xs), module
+            )
     return body(Sym("input"))

@@ -68,8 +68,11 @@ def kernel_weights(graph: GraphProto) -> list[tuple[NodeProto, TensorProto]]:
     """Every 8-bit kernel of a file (QLinearConv, MatMulInteger) whose weights are a
     constant, with that constant."""
     constants = {tensor.name: tensor for tensor in graph.initializer}
-    return [(node, constants[node.input[WEIGHT_INPUT[node.op_type]]]) for node in graph.node
-            if node.op_type in WEIGHT_INPUT and node.input[WEIGHT_INPUT[node.op_type]] in constants]
+    return [
+        (node, constants[node.input[WEIGHT_INPUT[node.op_type]]])
+        for node in graph.node
+        if node.op_type in WEIGHT_INPUT and node.input[WEIGHT_INPUT[node.op_type]] in constants
+    ]
 
 
 def pairs_fit_int16(weight: np.ndarray) -> bool:
@@ -82,22 +85,29 @@ def pairs_fit_int16(weight: np.ndarray) -> bool:
     return 255 * int(largest_two.max()) <= INT16_MAX
 
 
-def _weight_inputs(graph: Graph, weight: np.ndarray, zero_shape: tuple, weights: str,
-                   hint: str, transposed: bool = False) -> tuple[str, str]:
+def _weight_inputs(
+    graph: Graph, weight: np.ndarray, zero_shape: tuple, weights: str, hint: str, transposed: bool = False
+) -> tuple[str, str]:
     """A kernel's integer weights (outputs first, int8 values; stored transposed for
     MatMulInteger) and their zero point, as int8 or as uint8 with zero point 128, as
     ``weights`` asks (see WEIGHT_FORMS)."""
     stored = weight.T if transposed else weight
     if weights == "s8" or (weights == "portable" and pairs_fit_int16(weight)):
-        return (graph.const(stored.astype(np.int8), np.int8, hint),
-                graph.const(np.zeros(zero_shape, np.int8), np.int8))
-    return (graph.const((stored + 128).astype(np.uint8), np.uint8, hint),
-            graph.const(np.full(zero_shape, 128, np.uint8), np.uint8))
+        return (
+            graph.const(stored.astype(np.int8), np.int8, hint),
+            graph.const(np.zeros(zero_shape, np.int8), np.int8),
+        )
+    return (
+        graph.const((stored + 128).astype(np.uint8), np.uint8, hint),
+        graph.const(np.full(zero_shape, 128, np.uint8), np.uint8),
+    )
 
 
 def _q8_params(graph: Graph, fraclen, signed: bool) -> list[str]:
-    return [graph.const(2.0 ** -fraclen, np.float32, "scale"),
-            graph.const(zero_point(signed), np.uint8, "zero")]
+    return [
+        graph.const(2.0**-fraclen, np.float32, "scale"),
+        graph.const(zero_point(signed), np.uint8, "zero"),
+    ]
 
 
 def _clip_q8(graph: Graph, x: Sym, wl: int, cap: int | None) -> Sym:
@@ -163,8 +173,13 @@ def join(conv: IntConv2d, x: Sym, addend: Sym, weights: str) -> Join | None:
     else:
         projection = addend.conv
         kernel = projection.conv
-        if projection.join is not None or kernel.groups != 1 or kernel.weight.shape[-1] != 1 \
-                or kernel.padding != 0 or projection.source.signed != x.signed:
+        if (
+            projection.join is not None
+            or kernel.groups != 1
+            or kernel.weight.shape[-1] != 1
+            or kernel.padding != 0
+            or projection.source.signed != x.signed
+        ):
             return None
         matrix = kernel.weight.numpy()[:, :, 0, 0].astype(np.int64) * scale[:, None]
         bias, limit = kernel.bias.numpy().astype(np.int64) * scale, 64 if provable else 127
@@ -176,8 +191,7 @@ def join(conv: IntConv2d, x: Sym, addend: Sym, weights: str) -> Join | None:
     return Join(addend, split_taps(matrix, copies), bias)
 
 
-def _qlinear_conv(graph: Graph, pending: PendingConv, out_fraclen: int, signed: bool,
-                  weights: str) -> str:
+def _qlinear_conv(graph: Graph, pending: PendingConv, out_fraclen: int, signed: bool, weights: str) -> str:
     """QLinearConv; with a joined shortcut, the exact residual sum inside it (see join)."""
     conv, x = pending.conv, pending.source
     fl_w = conv.weight_fraclen.numpy()
@@ -194,13 +208,29 @@ def _qlinear_conv(graph: Graph, pending: PendingConv, out_fraclen: int, signed: 
             feed = graph.op("Sub", [graph.const(255, np.uint8), addend.name], "inverted")
         else:
             source, stride = addend.conv.source, addend.conv.conv.stride
-            feed = source.name if stride == 1 else graph.op("Slice", [
-                source.name, graph.const([0, 0], np.int64), graph.const([2**62] * 2, np.int64),
-                graph.const([2, 3], np.int64), graph.const([stride] * 2, np.int64)], "strided")
+            feed = (
+                source.name
+                if stride == 1
+                else graph.op(
+                    "Slice",
+                    [
+                        source.name,
+                        graph.const([0, 0], np.int64),
+                        graph.const([2**62] * 2, np.int64),
+                        graph.const([2, 3], np.int64),
+                        graph.const([stride] * 2, np.int64),
+                    ],
+                    "strided",
+                )
+            )
         name = graph.op("Concat", [x.name] + [feed] * copies, "with_addend", axis=1)
     w, w_zero = _weight_inputs(graph, weight, fl_w.shape, weights, "w")
     inputs = [
-        name, *_q8_params(graph, x.fraclen, x.signed), w, graph.const(step_of(fl_w), np.float32), w_zero,
+        name,
+        *_q8_params(graph, x.fraclen, x.signed),
+        w,
+        graph.const(step_of(fl_w), np.float32),
+        w_zero,
         *_q8_params(graph, out_fraclen, signed),
         graph.const(bias.astype(np.int32), np.int32, "b"),
     ]
@@ -219,14 +249,26 @@ def _qdq_conv(graph: Graph, conv: IntConv2d, x: Sym) -> Sym:
     fl_w = conv.weight_fraclen.numpy()
     fl_acc = x.fraclen + fl_w
     axis = {"axis": 0} if np.ndim(fl_w) else {}
-    weight = graph.op("DequantizeLinear", [
-        graph.const(conv.weight.numpy().astype(np.int8), np.int8, "w"),
-        graph.const(step_of(fl_w), np.float32), graph.const(np.zeros(fl_w.shape, np.int8), np.int8)],
-        "w_real", **axis)
-    bias = graph.op("DequantizeLinear", [
-        graph.const(conv.bias.numpy().astype(np.int32), np.int32, "b"),
-        graph.const(step_of(fl_acc) * np.ones(conv.bias.shape, np.float32), np.float32),
-        graph.const(np.zeros(conv.bias.shape, np.int32), np.int32)], "b_real", axis=0)
+    weight = graph.op(
+        "DequantizeLinear",
+        [
+            graph.const(conv.weight.numpy().astype(np.int8), np.int8, "w"),
+            graph.const(step_of(fl_w), np.float32),
+            graph.const(np.zeros(fl_w.shape, np.int8), np.int8),
+        ],
+        "w_real",
+        **axis,
+    )
+    bias = graph.op(
+        "DequantizeLinear",
+        [
+            graph.const(conv.bias.numpy().astype(np.int32), np.int32, "b"),
+            graph.const(step_of(fl_acc) * np.ones(conv.bias.shape, np.float32), np.float32),
+            graph.const(np.zeros(conv.bias.shape, np.int32), np.int32),
+        ],
+        "b_real",
+        axis=0,
+    )
     out = graph.op("Conv", [_dequantize(graph, x).name, weight, bias], "conv", **conv_attributes(conv))
     return Sym(out, fl_acc, Form.REAL)
 
@@ -253,10 +295,18 @@ def _requantize(self: IntRequantize, graph: Graph, x: Sym, weights: str) -> Sym:
         out = _qlinear_conv(graph, x.conv, self.fraclen, self.signed, weights)
     elif x.form is Form.ADD8:  # onnxruntime's 8-bit add: round half to even of the exact sum
         a, b = x.add.a, x.add.b
-        out = graph.op("QLinearAdd", [a.name, *_q8_params(graph, a.fraclen, a.signed),
-                                      b.name, *_q8_params(graph, b.fraclen, b.signed),
-                                      *_q8_params(graph, self.fraclen, self.signed)],
-                       "qadd", domain="com.microsoft")
+        out = graph.op(
+            "QLinearAdd",
+            [
+                a.name,
+                *_q8_params(graph, a.fraclen, a.signed),
+                b.name,
+                *_q8_params(graph, b.fraclen, b.signed),
+                *_q8_params(graph, self.fraclen, self.signed),
+            ],
+            "qadd",
+            domain="com.microsoft",
+        )
     else:
         params = _q8_params(graph, self.fraclen, self.signed)
         out = graph.op("QuantizeLinear", [_as_real(graph, x).name, *params], "q")
@@ -290,8 +340,12 @@ def _linear(self: IntLinear, graph: Graph, x: Sym, weights: str) -> Sym:
     int32, the float64 classifier of integer_steps."""
     weight = self.weight.numpy().astype(np.int64)  # (classes, C)
     largest = 255 * self.pool_size
-    if x.form is not Form.Q8 or largest > INT32_MAX or np.abs(weight).max() > 127 \
-            or 255 * np.abs(weight).sum(axis=1).max() > INT32_MAX:
+    if (
+        x.form is not Form.Q8
+        or largest > INT32_MAX
+        or np.abs(weight).max() > 127
+        or 255 * np.abs(weight).sum(axis=1).max() > INT32_MAX
+    ):
         return linear(self, graph, x, TensorProto.DOUBLE)
     nhwc = graph.op("Transpose", [x.name], "nhwc", perm=[0, 2, 3, 1])
     rows = graph.op("Reshape", [nhwc, graph.const([0, self.pool_size, weight.shape[1]], np.int64)], "rows")
@@ -299,8 +353,11 @@ def _linear(self: IntLinear, graph: Graph, x: Sym, weights: str) -> Sym:
     pooled = graph.op("MatMulInteger", [ones, rows], "pooled")  # (N, 1, C)
     count = -(-largest.bit_length() // 8)
     radix = 256 ** np.arange(count).reshape(-1, 1)  # digit j of every sum: (N, count, C)
-    digits = graph.op("Mod", [graph.op("Div", [pooled, graph.const(radix, np.int32)], "digit"),
-                              graph.const(256, np.int32)], "digit")
+    digits = graph.op(
+        "Mod",
+        [graph.op("Div", [pooled, graph.const(radix, np.int32)], "digit"), graph.const(256, np.int32)],
+        "digit",
+    )
     digits = graph.op("Cast", [digits], "digit", to=TensorProto.UINT8)
     fc_w, fc_zero = _weight_inputs(graph, weight, (), weights, "fc_w", transposed=True)  # (C, classes)
     product = graph.op("MatMulInteger", [digits, fc_w, graph.const(0, np.uint8), fc_zero], "fc")
@@ -316,9 +373,15 @@ def _linear(self: IntLinear, graph: Graph, x: Sym, weights: str) -> Sym:
 def emitters(weights: str = "portable") -> dict[type, Emitter]:
     """The onnx-int8 target, its kernels' weights as ``weights`` asks (see WEIGHT_FORMS)."""
     if weights not in WEIGHT_FORMS:
-        raise ValueError(f"unknown weights {weights!r}; choose one of {', '.join(WEIGHT_FORMS)} "
-                         "(portable: exact on every CPU)")
-    return {IntInput: _input, IntConv2d: _conv, IntMaxPool2d: maxpool,
-            IntAdd: functools.partial(_add, weights=weights),
-            IntRequantize: functools.partial(_requantize, weights=weights),
-            IntLinear: functools.partial(_linear, weights=weights)}
+        raise ValueError(
+            f"unknown weights {weights!r}; choose one of {', '.join(WEIGHT_FORMS)} "
+            "(portable: exact on every CPU)"
+        )
+    return {
+        IntInput: _input,
+        IntConv2d: _conv,
+        IntMaxPool2d: maxpool,
+        IntAdd: functools.partial(_add, weights=weights),
+        IntRequantize: functools.partial(_requantize, weights=weights),
+        IntLinear: functools.partial(_linear, weights=weights),
+    }

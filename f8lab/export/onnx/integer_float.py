@@ -20,15 +20,21 @@ from f8lab.quant import int_range
 
 def _input(self: IntInput, graph: Graph, x: Sym) -> Sym:
     qmin, qmax = int_range(self.wl, self.signed)
-    scaled = graph.op("Mul", [x.name, graph.const(2.0 ** self.fraclen, np.float32)], "scaled")
-    q = graph.op("Clip", [graph.op("Round", [scaled]), graph.const(qmin, np.float32),
-                          graph.const(qmax, np.float32)], "input_q")
+    scaled = graph.op("Mul", [x.name, graph.const(2.0**self.fraclen, np.float32)], "scaled")
+    q = graph.op(
+        "Clip",
+        [graph.op("Round", [scaled]), graph.const(qmin, np.float32), graph.const(qmax, np.float32)],
+        "input_q",
+    )
     return Sym(q, self.fraclen, Form.FLOAT, self.signed)
 
 
 def _conv(self: IntConv2d, graph: Graph, x: Sym) -> Sym:
-    inputs = [x.name, graph.const(self.weight.numpy(), np.float32, "w"),
-              graph.const(self.bias.numpy(), np.float32, "b")]
+    inputs = [
+        x.name,
+        graph.const(self.weight.numpy(), np.float32, "w"),
+        graph.const(self.bias.numpy(), np.float32, "b"),
+    ]
     out = graph.op("Conv", inputs, "conv", **conv_attributes(self))
     return Sym(out, self.input_fraclen + self.weight_fraclen.numpy(), Form.FLOAT)
 
@@ -49,8 +55,9 @@ def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
     fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
     terms = []
     for term in (a, b):
-        factor = graph.const(channel_shape(np.exp2(fl - np.asarray(term.fraclen)).astype(np.float32)),
-                             np.float32)
+        factor = graph.const(
+            channel_shape(np.exp2(fl - np.asarray(term.fraclen)).astype(np.float32)), np.float32
+        )
         terms.append(graph.op("Mul", [term.name, factor], "aligned"))
     return Sym(graph.op("Add", terms, "sum"), fl, Form.FLOAT)
 
@@ -59,5 +66,11 @@ def _linear(self: IntLinear, graph: Graph, x: Sym) -> Sym:
     return linear(self, graph, x, TensorProto.FLOAT)
 
 
-EMITTERS: dict[type, Emitter] = {IntInput: _input, IntConv2d: _conv, IntRequantize: _requantize,
-                                 IntAdd: _add, IntMaxPool2d: maxpool, IntLinear: _linear}
+EMITTERS: dict[type, Emitter] = {
+    IntInput: _input,
+    IntConv2d: _conv,
+    IntRequantize: _requantize,
+    IntAdd: _add,
+    IntMaxPool2d: maxpool,
+    IntLinear: _linear,
+}

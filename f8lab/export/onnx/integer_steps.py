@@ -19,8 +19,7 @@ def zero_point(signed: bool) -> int:
 
 def conv_attributes(conv: IntConv2d) -> dict:
     k = conv.weight.shape[-1]
-    return dict(kernel_shape=[k, k], strides=[conv.stride] * 2, pads=[conv.padding] * 4,
-                group=conv.groups)
+    return dict(kernel_shape=[k, k], strides=[conv.stride] * 2, pads=[conv.padding] * 4, group=conv.groups)
 
 
 def shortcut_term(add: IntAdd, b: Sym) -> Sym:
@@ -39,8 +38,14 @@ def eight_bit_terms(add: IntAdd, a: Sym, b: Sym) -> tuple[Sym, Sym]:
 
 
 def maxpool(self: IntMaxPool2d, graph: Graph, x: Sym) -> Sym:
-    out = graph.op("MaxPool", [x.name], "maxpool", kernel_shape=[self.kernel] * 2,
-                   strides=[self.stride] * 2, pads=[self.padding] * 4)
+    out = graph.op(
+        "MaxPool",
+        [x.name],
+        "maxpool",
+        kernel_shape=[self.kernel] * 2,
+        strides=[self.stride] * 2,
+        pads=[self.padding] * 4,
+    )
     return dataclasses.replace(x, name=out)
 
 

@@ -23,10 +23,12 @@ def int8_weights_saturate() -> bool:
     a = np.full((64, 256), 255, np.uint8)
     b = np.full((256, 64), 127, np.int8)
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "probe",
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
+        "probe",
         [helper.make_tensor_value_info("a", TensorProto.UINT8, None)],
         [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
-        [numpy_helper.from_array(b, "b")])
+        [numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -53,16 +55,19 @@ def ort_session(path: str | Path, threads: int | None = None) -> ort.InferenceSe
     try:
         props = {p.key: p.value for p in onnx.load_from_string(model).metadata_props}
     except DecodeError:
-        raise ValueError(f"{path} is not an ONNX model (it does not decode); write one "
-                         "with `f8lab export`") from None
+        raise ValueError(
+            f"{path} is not an ONNX model (it does not decode); write one with `f8lab export`"
+        ) from None
     if props.get("format") == "onnx-int8":
         options.add_session_config_entry("session.disable_quant_qdq", "1")
         if props.get("weights", "s8") == "s8" and int8_weights_saturate():
-            warnings.warn(f"{path} has int8 weights (weights='s8'), and onnxruntime's uint8 x "
-                          "int8 kernels on this CPU (x86-64 without VNNI) saturate pairs of "
-                          "products: its outputs may differ from the integer model; export "
-                          "with the default weights='portable' for a file exact on every CPU",
-                          stacklevel=2)
+            warnings.warn(
+                f"{path} has int8 weights (weights='s8'), and onnxruntime's uint8 x "
+                "int8 kernels on this CPU (x86-64 without VNNI) saturate pairs of "
+                "products: its outputs may differ from the integer model; export "
+                "with the default weights='portable' for a file exact on every CPU",
+                stacklevel=2,
+            )
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 

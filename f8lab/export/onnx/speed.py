@@ -24,8 +24,9 @@ class _Images(CalibrationDataReader):
         return next(self.items, None)
 
 
-def ort_static_quantize(float_onnx: str | Path, out: str | Path, images: np.ndarray,
-                        reduce_range: bool = False) -> Path:
+def ort_static_quantize(
+    float_onnx: str | Path, out: str | Path, images: np.ndarray, reduce_range: bool = False
+) -> Path:
     """onnxruntime's quantize_static of an onnx-float file: QDQ, uint8 activations, int8
     weights, per tensor, calibrated on ``images`` (N, C, H, W). ``reduce_range``: 7-bit
     weights, onnxruntime's remedy for the saturation of its uint8 x int8 kernels on x86-64
@@ -33,9 +34,15 @@ def ort_static_quantize(float_onnx: str | Path, out: str | Path, images: np.ndar
     with tempfile.TemporaryDirectory() as folder:
         prepared = Path(folder) / "prepared.onnx"
         quant_pre_process(str(float_onnx), str(prepared))
-        quantize_static(str(prepared), str(out), _Images(images), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        reduce_range=reduce_range)
+        quantize_static(
+            str(prepared),
+            str(out),
+            _Images(images),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            reduce_range=reduce_range,
+        )
     return Path(out)
 
 
@@ -50,8 +57,14 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return f"{platform.machine()} ({' '.join(found) or 'none of avx2, avx512_vnni, avx_vnni'})"
 
 
-def time_onnx(files: dict[str, str | Path], x: np.ndarray, repeats: int = 20,
-              threads: int = 2, block: int = 10, settle_s: float = 0.3) -> dict[str, float]:
+def time_onnx(
+    files: dict[str, str | Path],
+    x: np.ndarray,
+    repeats: int = 20,
+    threads: int = 2,
+    block: int = 10,
+    settle_s: float = 0.3,
+) -> dict[str, float]:
     """Median milliseconds per run of each file on input ``x``.
 
     The files take turns in blocks of ``block`` timed runs, so a noisy machine slows all of

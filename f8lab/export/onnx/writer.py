@@ -38,9 +38,14 @@ def float_network_of(model: nn.Module) -> nn.Module:
     return float_model.eval()
 
 
-def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
-                example_input: torch.Tensor | None = None, metadata: dict | None = None,
-                weights: str = "portable") -> Path:
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    format: str = "onnx-int8",
+    example_input: torch.Tensor | None = None,
+    metadata: dict | None = None,
+    weights: str = "portable",
+) -> Path:
     """Write ``model`` as an ONNX file that onnxruntime runs.
 
     Args:
@@ -67,21 +72,30 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    targets = {"onnx-int8": int8.emitters(weights), "onnx-integer-float": integer_float.EMITTERS,
-               "onnx-float": float_network.EMITTERS}
+    targets = {
+        "onnx-int8": int8.emitters(weights),
+        "onnx-integer-float": integer_float.EMITTERS,
+        "onnx-float": float_network.EMITTERS,
+    }
     quant = quant_of(model)
     if isinstance(model, Network):
         name, arch, size = model.arch.name, dataclasses.asdict(model.arch), model.arch.image_size
     elif example_input is None:
-        raise ValueError(f"export_onnx needs example_input for a {type(model).__name__}: an "
-                         "input of the size the file will see")
+        raise ValueError(
+            f"export_onnx needs example_input for a {type(model).__name__}: an "
+            "input of the size the file will see"
+        )
     else:
         name, arch, size = type(model).__name__, None, example_input.shape[-1]
     channels = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
     classes = [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
-    props = {"format": format, "arch": json.dumps(arch),
-             "input_convention": "imagenet-normalized" if quant is not None and quant.signed_input
-             else "pixels/256 (round(255 x) / 256)"}
+    props = {
+        "format": format,
+        "arch": json.dumps(arch),
+        "input_convention": "imagenet-normalized"
+        if quant is not None and quant.signed_input
+        else "pixels/256 (round(255 x) / 256)",
+    }
     graph = Graph()
     if format == "onnx-float":
         body = copy.deepcopy(model if quant is None else float_network_of(model)).eval()
@@ -92,8 +106,9 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
         if quant is None:
             raise ValueError(f"{format} needs a fixed-point model; a float model exports as onnx-float")
         if format == "onnx-int8" and quant.wl > 8:
-            raise ValueError(f"onnx-int8 carries 8-bit tensors; a {quant.wl}-bit model exports "
-                             "as onnx-integer-float")
+            raise ValueError(
+                f"onnx-int8 carries 8-bit tensors; a {quant.wl}-bit model exports as onnx-integer-float"
+            )
         integer = integerize(model, example_input)
         out = trace(integer.body, targets[format], graph)
         props["output_fraclen"] = str(integer.output_fraclen)
@@ -104,19 +119,19 @@ def export_onnx(model: nn.Module, path: str | Path, format: str = "onnx-int8",
     graph.nodes.append(helper.make_node("Identity", [out.name], ["logits"]))
     if example_input is not None:
         size = example_input.shape[-1]
-    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                            ["batch", channels, size, size])]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, size, size])]
     outputs = [helper.make_tensor_value_info("logits", out_type, ["batch", classes])]
-    onnx_graph = helper.make_graph(graph.nodes, f"f8lab_{name}", inputs, outputs,
-                                   graph.initializers)
+    onnx_graph = helper.make_graph(graph.nodes, f"f8lab_{name}", inputs, outputs, graph.initializers)
     opsets = [helper.make_opsetid("", OPSET)]
     if any(node.domain == "com.microsoft" for node in graph.nodes):
         opsets.append(helper.make_opsetid("com.microsoft", 1))
     onnx_model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="f8lab")
     onnx_model.ir_version = 8
     helper.set_model_props(onnx_model, {**props, **(metadata or {})})
-    onnx_model.graph.doc_string = (f"f8lab {format} export of {name}: input 'input' "
-                                   f"(N, C, H, W) float32, output 'logits'; see metadata_props")
+    onnx_model.graph.doc_string = (
+        f"f8lab {format} export of {name}: input 'input' "
+        f"(N, C, H, W) float32, output 'logits'; see metadata_props"
+    )
     onnx.checker.check_model(onnx_model, full_check=True)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
