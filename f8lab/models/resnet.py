@@ -2,7 +2,9 @@
 
 He et al., "Deep Residual Learning for Image Recognition"; torchvision's parameter names.
 Fixed point (docs/method.md §5): every ReLU becomes the unsigned quantizer of the tensor it
-produces, and an identity block's output quantizer shares its input's clipping level.
+produces, and an identity block's output quantizer shares its input's clipping level. A
+block builds each BatchNorm and quantizer before the conv that folds or writes it and
+registers it after the conv, in torchvision's order.
 """
 
 from __future__ import annotations
