@@ -3,9 +3,10 @@
     f8lab train CONFIG [--profile quick|default|imagenet] [--set key=value ...] [--out DIR]
                        [--init CHECKPOINT] [--resume | --overwrite]
     f8lab eval CHECKPOINT|FILE.onnx [--mode float|fake|integer|onnx] [--profile ... --config ...]
+               [--set data.key=value ...]
                (a torch.ao affine checkpoint: --mode fake, or integer for its int8 model)
     f8lab export CHECKPOINT --format onnx-int8|onnx-integer-float|onnx-float --out FILE
-                 [--weights portable|s8|u8]
+                 [--weights portable|s8|u8] [--set data.key=value ...]
 
 Exit codes: 0 done; 2 bad input (a usage, config, data, checkpoint or output-folder
 error: ``error: ...`` names the file or key and the fix); 1 a run stopped because its
@@ -27,7 +28,7 @@ from f8lab.data import DataError
 from f8lab.export import FORMATS, WEIGHT_FORMS, OnnxModel, export_onnx, integerize
 from f8lab.train import ConfigError, evaluate, load_config, read_checkpoint, train
 from f8lab.train.checkpoint import CheckpointError, model_from_state
-from f8lab.train.config import PROFILES, RESUMABLE, config_from_dict
+from f8lab.train.config import PROFILES, RESUMABLE, config_from_dict, with_data_overrides
 from f8lab.train.data import make_batches
 from f8lab.train.run_folder import RunFolderError
 
@@ -45,10 +46,10 @@ def _train(args: argparse.Namespace) -> None:
 
 def _eval_config(args: argparse.Namespace, saved: dict):
     if args.profile is None:
-        return config_from_dict(saved)
+        return with_data_overrides(config_from_dict(saved), args.set)
     if args.config is None:
         raise ValueError("--profile needs --config, the YAML file whose profile to use")
-    return load_config(args.config, args.profile)
+    return with_data_overrides(load_config(args.config, args.profile), args.set)
 
 
 def _refuse_affine(state: dict, what: str) -> None:
@@ -106,11 +107,12 @@ def _export(args: argparse.Namespace) -> None:
         )
     state = read_checkpoint(args.checkpoint)
     _refuse_affine(state, "`f8lab export`")
+    config = with_data_overrides(config_from_dict(state["config"]), args.set)
     path = export_onnx(
         model_from_state(state),
         args.out,
         args.format,
-        metadata={"config": json.dumps(state["config"])},
+        metadata={"config": json.dumps(config.to_dict())},
         weights=args.weights,
     )
     weights = {"weights": args.weights} if args.format == "onnx-int8" else {}
@@ -142,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a value, e.g. --set optim.epochs=3 (repeatable)",
     )
     p.add_argument("--out", type=Path, help="output folder (default: results/PROFILE/CONFIG)")
-    p.add_argument("--init", help="float checkpoint (or torchvision:NAME) to start from; overrides run.init")
+    p.add_argument(
+        "--init",
+        help="float checkpoint (or torchvision:NAME, or ptcv:NAME for PytorchCV's pretrained "
+        "resnet18, resnet50b, mobilenet_w1, mobilenetv2b_w1) to start from; overrides run.init",
+    )
     again = p.add_mutually_exclusive_group()
     again.add_argument(
         "--resume",
@@ -173,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--profile", choices=PROFILES, help="evaluate with this profile of --config")
     p.add_argument("--config", help="the YAML config whose profile to use")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="data.KEY=VALUE",
+        help="where the test data is on this machine, e.g. --set data.root=/data/imagenet "
+        "(data.* keys only; repeatable)",
+    )
     p.set_defaults(run=_eval)
     p = commands.add_parser(
         "export", help="export a checkpoint to ONNX", description="Write an ONNX file that onnxruntime runs."
@@ -194,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         "default: %(default)s",
     )
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="data.KEY=VALUE",
+        help="data settings the file records for `f8lab eval` (data.* keys only; repeatable)",
+    )
     p.set_defaults(run=_export)
     return parser
 

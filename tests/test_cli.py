@@ -83,3 +83,36 @@ def test_eval_mode_must_fit_the_checkpoint(tmp_path, capsys):
         assert exit_info.value.code == 2
         assert f"float checkpoint; --mode {mode} needs a fixed-point one" in capsys.readouterr().err
     main(["eval", str(tmp_path / "fp" / "last.pt"), "--mode", "onnx"])  # the float network
+
+
+def test_eval_and_export_take_data_settings_for_a_checkpoint_made_elsewhere(tmp_path, capsys):
+    """A checkpoint records its run's data settings; --set data.* points them at this
+    machine's copy (here: a smaller test set, which the synthetic data can show)."""
+    config = tmp_path / "run.yaml"
+    config.write_text(TINY_CONFIG)
+    main(["train", str(config), "--out", str(tmp_path / "fp")])
+    capsys.readouterr()
+    checkpoint = str(tmp_path / "fp" / "best.pt")
+    main(["eval", checkpoint, "--set", "data.test_limit=8", "--set", "data.root=/elsewhere"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 8
+    main(
+        [
+            "export",
+            checkpoint,
+            "--format",
+            "onnx-float",
+            "--set",
+            "data.test_limit=16",
+            "--out",
+            str(tmp_path / "f.onnx"),
+        ]
+    )
+    main(["eval", str(tmp_path / "f.onnx")])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n"] == 16
+    for wrong, message in (
+        ("model.width=0.5", "only data.* keys can be set here"),
+        ("data.test_limit=0", "data.test_limit: must be positive, got 0"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["eval", checkpoint, "--set", wrong])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -92,8 +92,8 @@ class OptimSection:
 @dataclass
 class RunSection:
     seed: int = setting(0, check=non_negative)
-    # float checkpoint a fixed-point run starts from, or "torchvision:<name>" for
-    # torchvision's pretrained weights (a resumed run takes its weights from last.pt)
+    # float checkpoint a fixed-point run starts from, "torchvision:<name>" for torchvision's
+    # pretrained weights or "ptcv:<name>" for PytorchCV's (a resumed run reads last.pt)
     init: str | None = setting(None, resumable=True)
     # iterations between checkpoints inside an epoch
     checkpoint_every: int = setting(200, check=positive, resumable=True)
@@ -172,6 +172,30 @@ def _apply(tree: dict, dotted: str, value, source: str) -> None:
     tree[section][key] = value
 
 
+def _apply_overrides(tree: dict, overrides: Sequence[str], only: str | None = None) -> None:
+    """``--set section.key=value`` strings (values in YAML syntax) into ``tree``; ``only``: the
+    one section they may name."""
+    for item in overrides:
+        dotted, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        if only is not None and dotted.strip().partition(".")[0] != only:
+            raise ConfigError(
+                f"--set {item}: only {only}.* keys can be set here; the checkpoint fixes the rest of its run"
+            )
+        text = text.strip()
+        value = _read_yaml(text, f"--set {item}") if text else None
+        _apply(tree, dotted.strip(), value, f"--set {item}")
+
+
+def with_data_overrides(config: RunConfig, overrides: Sequence[str]) -> RunConfig:
+    """``config`` with ``--set data.key=value`` overrides (where a checkpoint made on another
+    machine finds its data here); other sections are refused."""
+    tree = config.to_dict()
+    _apply_overrides(tree, overrides, only="data")
+    return dataclasses.replace(config, data=_build_section("data", tree["data"], "--set"))
+
+
 def load_config(path: str | Path, profile: str = "default", overrides: Sequence[str] = ()) -> RunConfig:
     """Read a YAML config, apply a profile's overrides and ``key=value`` overrides, validate.
 
@@ -206,13 +230,7 @@ def load_config(path: str | Path, profile: str = "default", overrides: Sequence[
             raise ConfigError(f"{path}: unknown profile {name!r}; valid: {', '.join(PROFILES)}")
     for dotted, value in (profiles.get(profile) or {}).items():
         _apply(tree, dotted, value, f"{path} (profile {profile})")
-    for item in overrides:
-        dotted, sep, text = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r}: expected section.key=value")
-        text = text.strip()
-        value = _read_yaml(text, f"--set {item}") if text else None
-        _apply(tree, dotted.strip(), value, f"--set {item}")
+    _apply_overrides(tree, overrides)
     sections: dict[str, Any] = {}
     for name in SECTIONS:
         values = tree.get(name)

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from f8lab.baselines import prepare_affine_qat
 from f8lab.models import build_model, describe, from_float, load_float_state_dict
+from f8lab.models.pytorchcv import pytorchcv_weights
 from f8lab.nn import check_finite_formats
 from f8lab.train.checkpoint import load_tensors, model_state, read_checkpoint, save_atomic
 from f8lab.train.config import ConfigError, RunConfig, config_from_dict, resumed_config
@@ -81,7 +82,10 @@ def start_process(device: str = "auto") -> Process:
 
 
 def float_weights(init: str) -> dict[str, torch.Tensor]:
-    """Float weights from an f8lab checkpoint, a saved state dict, or ``torchvision:<name>``."""
+    """Float weights from an f8lab checkpoint, a saved state dict, ``torchvision:<name>`` or
+    ``ptcv:<name>`` (PytorchCV's pretrained weights under torchvision's names)."""
+    if init.startswith("ptcv:"):
+        return pytorchcv_weights(init.split(":", 1)[1])
     if init.startswith("torchvision:"):
         import torchvision
 
