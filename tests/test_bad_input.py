@@ -328,6 +328,31 @@ def test_a_plain_pickle_is_not_a_checkpoint(tmp_path, capsys):
     assert "damaged or not a checkpoint" in err
 
 
+@pytest.mark.parametrize("command", ["eval", "export", "init"])
+def test_a_checkpoint_of_f8nets_own_code_is_refused_with_what_to_start_from(
+    tmp_path, capsys, config_file, command
+):
+    """F8Net's model zoo saves {"model": state_dict} from a DDP wrapper, with its layer names."""
+    path = tmp_path / "res18_8.pth"
+    layers = {
+        "module.head.0.conv.weight": torch.zeros(64, 3, 7, 7),
+        "module.head.0.alpha": torch.tensor(8.0),
+        "module.stage_0_layer_0.body.0.conv.weight": torch.zeros(64, 64, 3, 3),
+        "module.stage_0_layer_0.body.0.input_fraclen": torch.tensor([6.0]),
+        "module.classifier.0.weight": torch.zeros(1000, 512),
+    }
+    torch.save({"model": layers}, path)
+    argv = {
+        "eval": ["eval", str(path)],
+        "export": ["export", str(path), "--out", str(tmp_path / "m.onnx")],
+        "init": ["train", str(config_file), "--out", str(tmp_path / "f8"), "--init", str(path)],
+    }[command]
+    err = refused(capsys, argv)
+    assert f"{path} is a checkpoint of F8Net's own code" in err
+    assert "--init ptcv:resnet18" in err and "docs/method.md" in err
+    assert not (tmp_path / "m.onnx").exists() and not holds_run(tmp_path / "f8")
+
+
 def test_random_bytes_are_not_an_onnx_model(tmp_path, capsys):
     path = tmp_path / "model.onnx"
     path.write_bytes(os.urandom(2048))

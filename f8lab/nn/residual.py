@@ -22,11 +22,12 @@ class Add(nn.Module):
 class FixAdd(nn.Module):
     """The fixed-point residual addition (docs/method.md §5).
 
-    ``residual="int32"`` (F8Net's): the branch arrives in the output tensor's units (its
-    last conv folded ``1 / s_out``); a projection shortcut does too; an identity shortcut
-    arrives in the block input's units and is rescaled by ``s_in / s_out``, which
-    clipping-level sharing makes a power of two: in integers, a shift that aligns the
-    branch's int32 accumulator with the shortcut.
+    ``residual="int32"`` (F8Net's add of the branch's accumulator): the branch arrives in
+    the output tensor's units (its last conv folded ``1 / s_out``); a projection shortcut
+    does too; an identity shortcut, the block input's 8-bit tensor, arrives in its units
+    and is rescaled by ``s_in / s_out``, which clipping-level sharing makes a power of two:
+    in integers, a shift that aligns the branch's int32 accumulator with the shortcut.
+    (F8Net's code adds the input unquantized; docs/method.md, "F8Net's published models".)
 
     ``residual="int8"``: the branch (and a projection shortcut) has its own signed
     quantizer, with its own FL and the output's clipping level, so the add reads two

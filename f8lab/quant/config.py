@@ -42,8 +42,9 @@ class QuantConfig:
     # BN folding in training: "batch" (F8Net's, two convolutions) or "running" (one
     # convolution, corrected to batch statistics)
     bn_fold: str = setting("batch", choices=("batch", "running"))
-    # residual add: "int32" (F8Net's: the branch's accumulator plus the shortcut) or "int8"
-    # (both terms requantized to 8-bit tensors first, as runtimes' 8-bit adds read them)
+    # residual add: "int32" (the branch's int32 accumulator plus the shortcut, as F8Net
+    # adds) or "int8" (both terms requantized to 8-bit tensors first, as runtimes' 8-bit
+    # adds read them); an identity shortcut is the block input's 8-bit tensor either way
     residual: str = setting("int32", choices=("int32", "int8"))
     # the former names of wl and fraclen_method, still accepted as arguments (with a
     # warning; read wl and fraclen_method); a config file that uses them is refused

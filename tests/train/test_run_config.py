@@ -44,6 +44,9 @@ def test_imagenet_recipe_is_the_papers():
     assert not config.data.normalize
     tiny = load_config(REPO / "configs/imagenet/resnet50_f8_tiny.yaml", "imagenet")
     assert tiny.optim.max_iters == 500 and tiny.quant.fraclen_method == "grid" and not tiny.quant.clipping
+    assert tiny.run.init == "ptcv:resnet50b"  # the paper's ResNet-50 BL#1
+    tiny18 = load_config(REPO / "configs/imagenet/resnet18_f8_tiny.yaml", "imagenet")
+    assert tiny18.run.init == "ptcv:resnet18"
 
 
 def test_profile_and_set_overrides(tmp_path):
