@@ -90,7 +90,7 @@ def load_tensors(path: str | Path) -> Any:
         ) from None
 
 
-def is_f8net_checkpoint(state: Any) -> bool:
+def _is_f8net_checkpoint(state: Any) -> bool:
     """Whether ``state`` is a file of F8Net's own code (its model zoo): ``{"model": state
     dict}`` with F8Net's layer names (``head.0.conv``, ``stage_I_layer_J``, ``classifier.0``),
     ``module.``-prefixed when saved from a DistributedDataParallel wrapper."""
@@ -101,9 +101,12 @@ def is_f8net_checkpoint(state: Any) -> bool:
     return {"head.0.conv.weight", "classifier.0.weight"} <= names
 
 
-def refuse_f8net_checkpoint(path: str | Path) -> CheckpointError:
-    """The error for a checkpoint of F8Net's own code, naming what to start from instead."""
-    return CheckpointError(
+def refuse_f8net_checkpoint(state: Any, path: str | Path) -> None:
+    """Refuse ``state``, read from ``path``, if it is a checkpoint of F8Net's own code, naming
+    what to start from instead."""
+    if not _is_f8net_checkpoint(state):
+        return
+    raise CheckpointError(
         f"{path} is a checkpoint of F8Net's own code (head.0.conv, stage_0_layer_0, "
         "classifier.0), which f8lab does not load: F8Net quantizes a tensor where each layer "
         "reads it and keeps the residual path unquantized, f8lab quantizes it once where it "
@@ -116,8 +119,7 @@ def refuse_f8net_checkpoint(path: str | Path) -> CheckpointError:
 def read_checkpoint(path: str | Path) -> dict:
     """Load an f8lab checkpoint, with a clear error for anything else."""
     state = load_tensors(path)
-    if is_f8net_checkpoint(state):
-        raise refuse_f8net_checkpoint(path)
+    refuse_f8net_checkpoint(state, path)
     if not isinstance(state, dict) or state.get("kind") != KIND:
         raise CheckpointError(f"{path} is not an f8lab checkpoint (written by `f8lab train`)")
     return state

@@ -32,7 +32,6 @@ from f8lab.models import build_model, describe, from_float, load_float_state_dic
 from f8lab.models.pytorchcv import pytorchcv_weights
 from f8lab.nn import check_finite_formats
 from f8lab.train.checkpoint import (
-    is_f8net_checkpoint,
     load_tensors,
     model_state,
     read_checkpoint,
@@ -107,8 +106,7 @@ def float_weights(init: str) -> dict[str, torch.Tensor]:
             "first, point --init at another float checkpoint, or start from random weights "
             "with --set run.init=null"
         ) from None
-    if is_f8net_checkpoint(state):
-        raise refuse_f8net_checkpoint(init)
+    refuse_f8net_checkpoint(state, init)
     if isinstance(state, dict) and state.get("kind") == "f8lab-checkpoint":
         if state["quant"] is not None or state.get("affine") is not None:
             raise ValueError(f"{init} is a quantized checkpoint; initialise from a float one")
