@@ -1,7 +1,11 @@
-"""Shared test helpers: small calibrated models, inputs, the bit-exactness check and the
-tiny run config (``pythonpath = ["tests"]`` in pyproject.toml makes this importable)."""
+"""Shared test helpers: small calibrated models, inputs, the bit-exactness check, the tiny
+run config and image files (``pythonpath = ["tests"]`` in pyproject.toml makes this
+importable)."""
+
+from pathlib import Path
 
 import torch
+from PIL import Image
 from torch import nn
 
 from f8lab.export import integerize
@@ -81,3 +85,9 @@ def shifted_block_outputs(model: nn.Module, by: int = 1) -> nn.Module:
             ema = module.output_quant.ema
             ema.fraclen.fill_(int(module.identity_quant.running_fraclen()) - by)
     return model
+
+
+def write_image(path: Path, colour: tuple[int, int, int] | None = None) -> None:
+    """A small JPEG at ``path`` for ImageNet-shaped folders; default colour: from the name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), colour or (len(path.name) * 7 % 256, 0, 0)).save(path, "JPEG")

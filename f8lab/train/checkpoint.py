@@ -62,7 +62,7 @@ def model_state(model: nn.Module) -> dict:
 
 def load_tensors(path: str | Path) -> Any:
     """``torch.load`` of tensors and plain containers, with a clear error for a missing,
-    damaged or unsafe file."""
+    damaged or unsafe file, or one of F8Net's own code."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
@@ -70,7 +70,7 @@ def load_tensors(path: str | Path) -> Any:
     try:
         with warnings.catch_warnings():  # a foreign pickle's protocol: refused below anyway
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         unsafe = re.search(r"GLOBAL (\S+)", str(error))
         if unsafe:
@@ -88,23 +88,17 @@ def load_tensors(path: str | Path) -> Any:
         raise CheckpointError(
             f"{path} cannot be read ({first}): the file is truncated, damaged or not a checkpoint"
         ) from None
+    _refuse_f8net_checkpoint(state, path)
+    return state
 
 
-def _is_f8net_checkpoint(state: Any) -> bool:
-    """Whether ``state`` is a file of F8Net's own code (its model zoo): ``{"model": state
-    dict}`` with F8Net's layer names (``head.0.conv``, ``stage_I_layer_J``, ``classifier.0``),
-    ``module.``-prefixed when saved from a DistributedDataParallel wrapper."""
+def _refuse_f8net_checkpoint(state: Any, path: str | Path) -> None:
+    """Refuse a file of F8Net's own code (its model zoo), naming what to start from instead:
+    ``{"model": state dict}`` with F8Net's layer names (``head.0.conv``, ``stage_I_layer_J``,
+    ``classifier.0``), ``module.``-prefixed when saved from a DistributedDataParallel wrapper."""
     weights = state.get("model") if isinstance(state, dict) else None
-    if not isinstance(weights, dict):
-        return False
-    names = {str(key).removeprefix("module.") for key in weights}
-    return {"head.0.conv.weight", "classifier.0.weight"} <= names
-
-
-def refuse_f8net_checkpoint(state: Any, path: str | Path) -> None:
-    """Refuse ``state``, read from ``path``, if it is a checkpoint of F8Net's own code, naming
-    what to start from instead."""
-    if not _is_f8net_checkpoint(state):
+    names = {str(key).removeprefix("module.") for key in weights} if isinstance(weights, dict) else set()
+    if not {"head.0.conv.weight", "classifier.0.weight"} <= names:
         return
     raise CheckpointError(
         f"{path} is a checkpoint of F8Net's own code (head.0.conv, stage_0_layer_0, "
@@ -119,7 +113,6 @@ def refuse_f8net_checkpoint(state: Any, path: str | Path) -> None:
 def read_checkpoint(path: str | Path) -> dict:
     """Load an f8lab checkpoint, with a clear error for anything else."""
     state = load_tensors(path)
-    refuse_f8net_checkpoint(state, path)
     if not isinstance(state, dict) or state.get("kind") != KIND:
         raise CheckpointError(f"{path} is not an f8lab checkpoint (written by `f8lab train`)")
     return state

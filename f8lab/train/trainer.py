@@ -31,13 +31,7 @@ from f8lab.baselines import prepare_affine_qat
 from f8lab.models import build_model, describe, from_float, load_float_state_dict
 from f8lab.models.pytorchcv import pytorchcv_weights
 from f8lab.nn import check_finite_formats
-from f8lab.train.checkpoint import (
-    load_tensors,
-    model_state,
-    read_checkpoint,
-    refuse_f8net_checkpoint,
-    save_atomic,
-)
+from f8lab.train.checkpoint import load_tensors, model_state, read_checkpoint, save_atomic
 from f8lab.train.config import ConfigError, RunConfig, config_from_dict, resumed_config
 from f8lab.train.data import make_batches
 from f8lab.train.run_folder import claim_run_folder
@@ -106,7 +100,6 @@ def float_weights(init: str) -> dict[str, torch.Tensor]:
             "first, point --init at another float checkpoint, or start from random weights "
             "with --set run.init=null"
         ) from None
-    refuse_f8net_checkpoint(state, init)
     if isinstance(state, dict) and state.get("kind") == "f8lab-checkpoint":
         if state["quant"] is not None or state.get("affine") is not None:
             raise ValueError(f"{init} is a quantized checkpoint; initialise from a float one")

@@ -5,17 +5,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from f8lab.data import DataError, imagenet, make_subset, val_to_class_folders
+from helpers import write_image
 
 REPO = Path(__file__).resolve().parents[2]
 WNIDS = ["n01440764", "n01443537", "n01484850", "n01491361"]
-
-
-def write_image(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (8, 8), (len(path.name) * 7 % 256, 0, 0)).save(path, "JPEG")
 
 
 @pytest.fixture

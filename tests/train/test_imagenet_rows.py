@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from PIL import Image
 
 from f8lab.cli import main
 from f8lab.export import OnnxModel
@@ -14,6 +13,7 @@ from f8lab.train import read_checkpoint
 from f8lab.train.checkpoint import model_from_state
 from f8lab.train.config import config_from_dict, with_data_overrides
 from f8lab.train.data import make_batches
+from helpers import write_image
 
 pytorchcv = pytest.importorskip("pytorchcv.model_provider")
 
@@ -24,9 +24,7 @@ def image_folder(root, images_per_class):
     for split, n in (("train", images_per_class), ("val", 1)):
         for label in range(3):
             for i in range(n):
-                path = root / split / f"n0000000{label}" / f"{i}.JPEG"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                Image.new("RGB", (40, 32), (80 * label, 40 * i % 256, 120)).save(path, "JPEG")
+                write_image(root / split / f"n0000000{label}" / f"{i}.JPEG", (80 * label, 40 * i, 120))
     return root
 
 
