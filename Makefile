@@ -77,7 +77,7 @@ test-slow: $(INSTALLED) $(DATA)
 	$(PY) -m pytest -m slow
 
 test-no-vnni: $(INSTALLED) $(EMULATOR)
-	$(PY) -m pytest tests/export --onnxruntime-cpu Haswell
+	$(PY) -m pytest tests/export tests/train/test_imagenet_rows.py --onnxruntime-cpu Haswell
 
 test-latest:
 	rm -f .venv-latest/.installed
