@@ -5,6 +5,10 @@
     f8lab eval CHECKPOINT|FILE.onnx [--mode float|fake|integer|onnx] [--profile ... --config ...]
                [--set data.key=value ...]
                (a torch.ao affine checkpoint: --mode fake, or integer for its int8 model)
+    f8lab eval F8NET_FILE --f8net ROW --config CONFIG [--profile ...] [--mode fake|integer|onnx]
+               [--set data.key=value ...]   (a file of F8Net's model zoo, in F8Net's layout)
+    f8lab export F8NET_FILE --f8net ROW --config CONFIG --format onnx-int8|onnx-integer-float
+                 --out FILE [--weights ...] [--set data.key=value ...]
     f8lab export CHECKPOINT --format onnx-int8|onnx-integer-float|onnx-float --out FILE
                  [--weights portable|s8|u8] [--set data.key=value ...]
 
@@ -22,14 +26,17 @@ import tempfile
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from f8lab.baselines import AffineQAT, convert_to_int8
 from f8lab.data import DataError
 from f8lab.export import FORMATS, WEIGHT_FORMS, OnnxModel, export_onnx, integerize
+from f8lab.models.f8net_layout import ZOO
+from f8lab.models.f8net_zoo import load_f8net_zoo
 from f8lab.train import ConfigError, evaluate, load_config, read_checkpoint, train
-from f8lab.train.checkpoint import CheckpointError, model_from_state
-from f8lab.train.config import PROFILES, RESUMABLE, config_from_dict, with_data_overrides
-from f8lab.train.data import make_batches
+from f8lab.train.checkpoint import CheckpointError, model_from_state, read_f8net_file
+from f8lab.train.config import PROFILES, RESUMABLE, RunConfig, config_from_dict, with_data_overrides
+from f8lab.train.data import make_batches, sample_test_images
 from f8lab.train.run_folder import RunFolderError
 
 BAD_INPUT = (ConfigError, DataError, CheckpointError, RunFolderError, OSError, ValueError, TypeError)
@@ -76,7 +83,63 @@ def _eval_onnx(args: argparse.Namespace) -> dict:
         return evaluate(OnnxModel(path), make_batches(_eval_config(args, state["config"]), False))
 
 
+def _f8net_model(args: argparse.Namespace) -> tuple[nn.Module, RunConfig]:
+    """A file of F8Net's model zoo in F8Net's layout, and the run config of ``--config``
+    whose data it reads."""
+    if args.config is None:
+        raise ValueError(
+            "--f8net needs --config, the YAML file whose data settings to use, e.g. "
+            "configs/imagenet/resnet18_f8.yaml (with --set data.root=IMAGENET)"
+        )
+    config = with_data_overrides(load_config(args.config, args.profile or "default"), args.set)
+    normalized = ZOO[args.f8net].normalized_input
+    if config.data.normalize != normalized:
+        raise ValueError(
+            f"F8Net's {args.f8net} reads {'normalised images' if normalized else 'pixels'}: "
+            f"use data.normalize: {str(normalized).lower()} "
+            f"(--set data.normalize={str(normalized).lower()}, or a config that has it)"
+        )
+    model = load_f8net_zoo(read_f8net_file(args.checkpoint), args.f8net, config.model.num_classes)
+    return model, config
+
+
+def _export_f8net(model: nn.Module, config: RunConfig, out: Path, fmt: str, weights: str) -> Path:
+    """The ONNX file of F8Net's layout (its integer network: folded in float64)."""
+    if fmt == "onnx-float":
+        raise ValueError(
+            "F8Net's layout has no float network in f8lab: export it as onnx-int8 or onnx-integer-float"
+        )
+    example = sample_test_images(config, 1)[0].double()
+    metadata = {"config": json.dumps(config.to_dict())}
+    return export_onnx(model.double(), out, fmt, example, metadata=metadata, weights=weights)
+
+
+def _eval_f8net(args: argparse.Namespace) -> dict:
+    """A file of F8Net's model zoo, in F8Net's layout, on the data of ``--config``."""
+    mode = args.mode or "fake"
+    if mode == "float":
+        raise ValueError(
+            "--mode float: F8Net's model-zoo files evaluate with --mode fake, integer or onnx "
+            "(f8lab builds no float network in F8Net's layout)"
+        )
+    model, config = _f8net_model(args)
+    if mode == "integer":  # the integer-only network (integers carried in float64)
+        example = sample_test_images(config, 1)[0].double()
+        model = integerize(model.double(), example_input=example, carrier=torch.float64)
+    batches = make_batches(config, False)
+    if mode != "onnx":
+        metrics = evaluate(model, batches)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            path = _export_f8net(model, config, Path(folder) / "model.onnx", "onnx-int8", "portable")
+            metrics = evaluate(OnnxModel(path), batches)
+    return {"mode": mode, "checkpoint": str(args.checkpoint), "f8net": args.f8net, **metrics}
+
+
 def _eval(args: argparse.Namespace) -> None:
+    if args.f8net is not None:
+        print(json.dumps(_eval_f8net(args)))
+        return
     if args.checkpoint.suffix == ".onnx" or args.mode == "onnx":
         metrics = _eval_onnx(args)
         print(json.dumps({"mode": "onnx", "checkpoint": str(args.checkpoint), **metrics}))
@@ -105,6 +168,11 @@ def _export(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--out {args.out} is a folder; name the file to write, e.g. {args.out / 'model.onnx'}"
         )
+    if args.f8net is not None:
+        model, f8net_config = _f8net_model(args)
+        path = _export_f8net(model, f8net_config, args.out, args.format, args.weights)
+        print(json.dumps({"format": args.format, "f8net": args.f8net, "out": str(path)}))
+        return
     state = read_checkpoint(args.checkpoint)
     _refuse_affine(state, "`f8lab export`")
     config = with_data_overrides(config_from_dict(state["config"]), args.set)
@@ -117,6 +185,15 @@ def _export(args: argparse.Namespace) -> None:
     )
     weights = {"weights": args.weights} if args.format == "onnx-int8" else {}
     print(json.dumps({"format": args.format, **weights, "out": str(path)}))
+
+
+def _f8net_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--f8net",
+        choices=sorted(ZOO),
+        metavar="ROW",
+        help=f"the checkpoint is a file of F8Net's model zoo, of this row ({', '.join(ZOO)}): {what}",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--profile", choices=PROFILES, help="evaluate with this profile of --config")
     p.add_argument("--config", help="the YAML config whose profile to use")
+    _f8net_options(p, "evaluate it in F8Net's own layout on the data of --config (not --mode float)")
     p.add_argument(
         "--set",
         action="append",
@@ -208,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
         "default: %(default)s",
     )
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    _f8net_options(p, "export it in F8Net's own layout, reading the data of --config")
+    p.add_argument("--config", help="with --f8net: the YAML config whose data the file records")
+    p.add_argument("--profile", choices=PROFILES, help="with --f8net: the profile of --config")
     p.add_argument(
         "--set",
         action="append",

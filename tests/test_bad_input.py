@@ -350,6 +350,7 @@ def test_a_checkpoint_of_f8nets_own_code_is_refused_with_what_to_start_from(
     err = refused(capsys, argv)
     assert f"{path} is a checkpoint of F8Net's own code" in err
     assert "--init ptcv:resnet18" in err and "docs/method.md" in err
+    assert f"f8lab eval {path} --f8net ROW --config CONFIG" in err
     assert not (tmp_path / "m.onnx").exists() and not holds_run(tmp_path / "f8")
 
 

@@ -144,6 +144,11 @@ class IntAdd(nn.Module):
         return Fixed(_saturate32(total), fraclen if fraclen.dim() else int(fraclen))
 
 
+class IntAccumulatorAdd(IntAdd):
+    """F8Net's layout: the sum of two accumulators as they are (neither term rescaled; the
+    layout's fake-quant add is the plain sum), aligned to the larger FL, saturated to int32."""
+
+
 def _square(value: int | tuple[int, ...], what: str) -> int:
     """A pooling size given once or as equal entries (square windows only)."""
     if isinstance(value, int):
@@ -151,6 +156,46 @@ def _square(value: int | tuple[int, ...], what: str) -> int:
     if len(set(value)) != 1:
         raise ValueError(f"max pooling with {what}={value} is not supported: square windows only")
     return value[0]
+
+
+class IntReLU(nn.Module):
+    """ReLU of integers (an accumulator's, in F8Net's layout); the FL is unchanged."""
+
+    def forward(self, x: Fixed) -> Fixed:
+        return Fixed(x.values.clamp(min=0), x.fraclen)
+
+
+def round_divide(numerator: torch.Tensor, denominator: int) -> torch.Tensor:
+    """``numerator / denominator`` rounded half to even, exactly, for int64 tensors."""
+    quotient = torch.div(numerator, denominator, rounding_mode="floor")
+    twice_rest = 2 * (numerator - quotient * denominator)
+    up = (twice_rest > denominator) | ((twice_rest == denominator) & (quotient % 2 == 1))
+    return quotient + up.long()
+
+
+class IntPooledRequantize(nn.Module):
+    """F8Net's pool before its classifier, and the classifier input's quantization: the
+    feature map's int32 sum over H·W, divided by H·W (``pool="mean"``, rounded half to even
+    as the quantizer rounds the mean) or taken at 2**-6 (``pool="sum_shift"``), requantized
+    to the classifier's input format. Out: (N, C, 1, 1)."""
+
+    def __init__(self, wl: int, fraclen: int, pool: str, shift_bits: int) -> None:
+        super().__init__()
+        self.wl, self.fraclen, self.pool, self.shift_bits = wl, fraclen, pool, shift_bits
+
+    def forward(self, x: Fixed) -> Fixed:
+        if torch.as_tensor(x.fraclen).dim():
+            raise RuntimeError("F8Net's pooled classifier reads a per-layer format (one FL)")
+        fraclen = int(x.fraclen)
+        total = x.values.long().sum(dim=(2, 3), keepdim=True)
+        if self.pool == "sum_shift":
+            q = requantize(total, fraclen + self.shift_bits, self.fraclen, self.wl, signed=False)
+        else:
+            count, shift = x.values.shape[2] * x.values.shape[3], self.fraclen - fraclen
+            scaled = total << shift if shift >= 0 else total
+            mean = round_divide(scaled, count if shift >= 0 else count << -shift)
+            q = mean.clamp(*int_range(self.wl, signed=False))
+        return Fixed(q.to(x.values.dtype), self.fraclen)
 
 
 class IntMaxPool2d(nn.Module):

@@ -3,8 +3,11 @@
 Every layer of the fixed-point model is replaced by its integer step (docs/method.md §6): the
 image quantizer by ``IntInput``, each activation quantizer by ``IntRequantize``, each
 conv+BN by ``IntConv2d`` (int8 weights, int32 bias at FL_x + FL_w), the residual add by
-``IntAdd``, max pooling by ``IntMaxPool2d`` and the classifier by ``IntLinear``. The
-architecture's own forward drives the result, so every model f8lab builds integerizes.
+``IntAdd``, max pooling by ``IntMaxPool2d`` and the classifier by ``IntLinear``; in F8Net's
+layout (f8lab.models.f8net_layout) also its add of two accumulators by ``IntAccumulatorAdd``,
+the ReLUs of its int32 residual path by ``IntReLU`` and its pooled classifier by
+``IntPooledRequantize`` + ``IntLinear``. The architecture's
+own forward drives the result, so every model built from these layers integerizes.
 The integer logits, divided by ``2**output_fraclen``, equal the fake-quant model's
 evaluation logits bit for bit wherever the fake-quant model's float sums are exact: always
 for a model in float64 (``model.double()``, then integerize it), below 2**24 in float32.
@@ -19,24 +22,31 @@ from torch import nn
 
 from f8lab.export.integer_ops import (
     INT32_MAX,
+    IntAccumulatorAdd,
     IntAdd,
     IntConv2d,
     IntInput,
     IntLinear,
     IntMaxPool2d,
+    IntPooledRequantize,
+    IntReLU,
     IntRequantize,
 )
+from f8lab.models.f8net_layout import SHIFT_POOL_BITS, F8NetClassifier
 from f8lab.models.hooks import forward_hooks
 from f8lab.models.network import Network
 from f8lab.models.registry import quant_of
-from f8lab.nn import ActQuant, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, WeightQuant
+from f8lab.nn import ActQuant, Add, FixAdd, FixConv2d, FixLinear, FoldedBatchNorm2d, WeightQuant
 from f8lab.quant import FraclenEMA
 
 KNOWN = (
     ActQuant,
     FixAdd,
+    Add,  # F8Net's layout: the unrescaled add of two accumulators
+    nn.ReLU,  # F8Net's layout: the ReLU of its int32 residual path
     FixConv2d,
     FixLinear,
+    F8NetClassifier,
     FoldedBatchNorm2d,
     nn.MaxPool2d,
     nn.Identity,
@@ -96,27 +106,22 @@ def _routes_only(module: nn.Module) -> bool:
     return bool(list(module.children())) and not own
 
 
-def _image_quantizers(model: nn.Module) -> set[ActQuant]:
-    """The quantizers that no layer writes: those of the model's input."""
-    written: set[nn.Module] = set()
-    for module in model.modules():
-        if isinstance(module, FixConv2d) and module.output_quant is not None:
-            written.add(module.output_quant)
-        elif isinstance(module, FixAdd):
-            written |= {module.output_quant, *module.children()}
-    return {m for m in model.modules() if isinstance(m, ActQuant) and m not in written}
-
-
-def _pool_size(model: nn.Module, example: torch.Tensor) -> dict[FixLinear, int]:
-    sizes = {}
+def _evaluation_pass(model: nn.Module, example: torch.Tensor) -> tuple[dict[FixLinear, int], set[ActQuant]]:
+    """One evaluation pass (it sets every quantizer's pass scale), recording each
+    classifier's pooling size and the quantizers that read the model's input itself."""
+    sizes: dict[FixLinear, int] = {}
+    images: set[ActQuant] = set()
 
     def record(module, inputs, output):
-        sizes[module] = inputs[0].shape[2] * inputs[0].shape[3]
+        if isinstance(module, FixLinear):
+            sizes[module] = inputs[0].shape[2] * inputs[0].shape[3]
+        elif inputs[0] is example:
+            images.add(module)
 
-    classifiers = [m for m in model.modules() if isinstance(m, FixLinear)]
-    with forward_hooks(classifiers, record), torch.no_grad():
+    watched = [m for m in model.modules() if isinstance(m, (FixLinear, ActQuant))]
+    with forward_hooks(watched, record), torch.no_grad():
         model(example)
-    return sizes
+    return sizes, images
 
 
 def _integer_values(x: torch.Tensor, fraclen: torch.Tensor, what: str) -> torch.Tensor:
@@ -159,6 +164,19 @@ def _aligned_fraclen(quantizer: ActQuant | None, add: FixAdd) -> int | None:
     if exponent != round(exponent):  # _check refuses unshared levels; this guards the rest
         raise ValueError(f"a residual term's scale ratio 2**{exponent} is not a power of two")
     return int(quantizer.running_fraclen()) - round(exponent)
+
+
+def _pooled_classifier_step(classifier: F8NetClassifier) -> nn.Sequential:
+    """F8Net's classifier: the pooled map requantized to its input format, then the product."""
+    with torch.no_grad():
+        weight_q, bias = classifier.folded()
+    fl_w = classifier.weight_quant.fraclen.clone()
+    quant = classifier.quant
+    fl_in = int(quant.running_fraclen())
+    q_w = _integer_values(weight_q, fl_w, "a weight")
+    q_b = _integer_values(bias, fl_in + fl_w, "a bias")
+    pool = IntPooledRequantize(quant.wl, fl_in, classifier.pool, SHIFT_POOL_BITS)
+    return nn.Sequential(pool, IntLinear(q_w, q_b, fl_w, fl_in, pool_size=1))
 
 
 def _requantize_step(quantizer: ActQuant) -> IntRequantize:
@@ -208,13 +226,14 @@ def integerize(
     reference = next(model.parameters())
     example_input = example_input.to(reference.device, reference.dtype)
     body = copy.deepcopy(model)
-    pool_sizes = _pool_size(body, example_input)  # an eval pass: it also sets each pass scale
-    images = _image_quantizers(body)
+    pool_sizes, images = _evaluation_pass(body, example_input)
     replacements: dict[str, nn.Module] = {}
-    in_adds = {id(q) for m in body.modules() if isinstance(m, FixAdd) for q in m.children()}
+    # quantizers that are part of another layer's step: the 8-bit add's, F8Net's classifier's
+    in_steps = {id(q) for m in body.modules() if isinstance(m, FixAdd) for q in m.children()}
+    in_steps |= {id(m.quant) for m in body.modules() if isinstance(m, F8NetClassifier)}
     for name, module in body.named_modules():
-        if isinstance(module, ActQuant) and id(module) in in_adds:
-            continue  # the 8-bit add's quantizers: part of its IntAdd
+        if isinstance(module, ActQuant) and id(module) in in_steps:
+            continue
         if isinstance(module, ActQuant):
             if module in images:
                 replacements[name] = IntInput(
@@ -228,6 +247,12 @@ def integerize(
             replacements[name] = _linear_step(module, pool_sizes[module])
         elif isinstance(module, FixAdd):
             replacements[name] = _add_step(module)
+        elif isinstance(module, F8NetClassifier):
+            replacements[name] = _pooled_classifier_step(module)
+        elif isinstance(module, Add):
+            replacements[name] = IntAccumulatorAdd()
+        elif isinstance(module, nn.ReLU):
+            replacements[name] = IntReLU()
         elif isinstance(module, nn.MaxPool2d):
             replacements[name] = IntMaxPool2d(module)
         elif isinstance(module, FoldedBatchNorm2d):

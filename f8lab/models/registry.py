@@ -105,7 +105,19 @@ def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tenso
         for k in state_dict
         if k in own and state_dict[k].shape != own[k].shape
     ]
-    parts = [
+    report = key_mismatches(missing, unexpected, mismatched)
+    if report:
+        raise ValueError(
+            f"state dict does not fit {arch_of(model).name} ({arch_of(model)}): {report}. "
+            "Check the architecture, stem, width, number of classes and input channels"
+        )
+    model.load_state_dict(state_dict, strict=False)
+
+
+def key_mismatches(missing: list[str], unexpected: list[str], mismatched: list[str]) -> str:
+    """How a state dict does not fit a model, with the first three of each kind; "" if it fits.
+    ``mismatched`` entries read ``"key (given shape) vs (model's shape)"``."""
+    return "; ".join(
         f"{len(keys)} {what}, first: {', '.join(keys[:3])}"
         for keys, what in (
             (missing, "missing key(s)"),
@@ -113,13 +125,7 @@ def load_float_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tenso
             (mismatched, "shape mismatch(es) (given vs model)"),
         )
         if keys
-    ]
-    if parts:
-        raise ValueError(
-            f"state dict does not fit {arch_of(model).name} ({arch_of(model)}): {'; '.join(parts)}. "
-            "Check the architecture, stem, width, number of classes and input channels"
-        )
-    model.load_state_dict(state_dict, strict=False)
+    )
 
 
 def from_float(float_model: nn.Module, quant: QuantConfig) -> nn.Module:

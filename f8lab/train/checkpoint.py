@@ -20,6 +20,8 @@ from torch import nn
 
 from f8lab.baselines import AffineConfig, affine_config_of, prepare_affine_qat
 from f8lab.models import build_model
+from f8lab.models.f8net_layout import ZOO
+from f8lab.models.f8net_zoo import is_f8net_state
 from f8lab.models.registry import arch_of, quant_of
 from f8lab.quant import QuantConfig
 from f8lab.settings import upgraded
@@ -62,7 +64,35 @@ def model_state(model: nn.Module) -> dict:
 
 def load_tensors(path: str | Path) -> Any:
     """``torch.load`` of tensors and plain containers, with a clear error for a missing,
-    damaged or unsafe file, or one of F8Net's own code."""
+    damaged or unsafe file, or one of F8Net's own code (read those with ``read_f8net_file``)."""
+    state = _load(path)
+    if is_f8net_state(state):
+        raise CheckpointError(
+            f"{path} is a checkpoint of F8Net's own code (head.0.conv, stage_0_layer_0, "
+            "classifier.0): F8Net quantizes a tensor where each layer reads it and keeps the "
+            "residual path unquantized, f8lab's networks quantize it once where it is written, "
+            "so these weights compute F8Net's network only. f8lab evaluates its ResNet files "
+            f"in that layout: f8lab eval {path} --f8net ROW --config CONFIG (ROW one of "
+            f'{", ".join(ZOO)}; docs/guide.md, "F8Net\'s model-zoo files"); it does not '
+            "export, train or fine-tune them. To train f8lab's network from the paper's "
+            "starting point, use PytorchCV's float weights: --init ptcv:resnet18 (or resnet50b, "
+            'mobilenet_w1, mobilenetv2b_w1; docs/method.md, "F8Net\'s published models")'
+        )
+    return state
+
+
+def read_f8net_file(path: str | Path) -> dict:
+    """The state dict of one of F8Net's model-zoo files (``{"model": state_dict}``)."""
+    state = _load(path)
+    if not is_f8net_state(state):
+        raise CheckpointError(
+            f"{path} is not a file of F8Net's code (its model zoo holds {{'model': state dict}} "
+            "with head.0.conv and classifier.0 layers): drop --f8net for f8lab's own checkpoints"
+        )
+    return state["model"]
+
+
+def _load(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
@@ -70,7 +100,7 @@ def load_tensors(path: str | Path) -> Any:
     try:
         with warnings.catch_warnings():  # a foreign pickle's protocol: refused below anyway
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         unsafe = re.search(r"GLOBAL (\S+)", str(error))
         if unsafe:
@@ -88,26 +118,6 @@ def load_tensors(path: str | Path) -> Any:
         raise CheckpointError(
             f"{path} cannot be read ({first}): the file is truncated, damaged or not a checkpoint"
         ) from None
-    _refuse_f8net_checkpoint(state, path)
-    return state
-
-
-def _refuse_f8net_checkpoint(state: Any, path: str | Path) -> None:
-    """Refuse a file of F8Net's own code (its model zoo), naming what to start from instead:
-    ``{"model": state dict}`` with F8Net's layer names (``head.0.conv``, ``stage_I_layer_J``,
-    ``classifier.0``), ``module.``-prefixed when saved from a DistributedDataParallel wrapper."""
-    weights = state.get("model") if isinstance(state, dict) else None
-    names = {str(key).removeprefix("module.") for key in weights} if isinstance(weights, dict) else set()
-    if not {"head.0.conv.weight", "classifier.0.weight"} <= names:
-        return
-    raise CheckpointError(
-        f"{path} is a checkpoint of F8Net's own code (head.0.conv, stage_0_layer_0, "
-        "classifier.0), which f8lab does not load: F8Net quantizes a tensor where each layer "
-        "reads it and keeps the residual path unquantized, f8lab quantizes it once where it "
-        "is written, so these weights would not compute F8Net's network here (docs/method.md, "
-        "\"F8Net's published models\"). Start from PytorchCV's float weights instead: "
-        "--init ptcv:resnet18 (or resnet50b, mobilenet_w1, mobilenetv2b_w1)"
-    )
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -28,6 +28,7 @@ class Form(enum.Enum):
     FLOAT = "float"  # a float tensor (integers in a float type, or the float network's values)
     Q8 = "q8"  # 8-bit integers as uint8 (a signed tensor with zero point 128)
     REAL = "real"  # an accumulator's real value in float32
+    WIDE = "wide"  # an accumulator's integers in float64, exact (F8Net's int32 residual path)
     CONV = "conv"  # a convolution not emitted yet (``pending``: a PendingConv)
     ADD8 = "add8"  # an 8-bit add not emitted yet (``pending``: a PendingAdd)
 

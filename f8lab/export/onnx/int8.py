@@ -32,11 +32,14 @@ from onnx import GraphProto, NodeProto, TensorProto
 
 from f8lab.export.integer_ops import (
     INT32_MAX,
+    IntAccumulatorAdd,
     IntAdd,
     IntConv2d,
     IntInput,
     IntLinear,
     IntMaxPool2d,
+    IntPooledRequantize,
+    IntReLU,
     IntRequantize,
 )
 from f8lab.export.onnx.graph import Emitter, Form, Graph, Join, PendingAdd, PendingConv, Sym, step_of
@@ -45,6 +48,7 @@ from f8lab.export.onnx.integer_steps import (
     eight_bit_terms,
     linear,
     maxpool,
+    pooled,
     shortcut_term,
     zero_point,
 )
@@ -290,7 +294,54 @@ def _as_real(graph: Graph, x: Sym) -> Sym:
     return x
 
 
+def _wide(graph: Graph, x: Sym) -> Sym:
+    """A tensor's integers in float64 (F8Net's int32 residual path): a convolution's exact
+    accumulator from ConvInteger (uint8 weights with zero point 128: exact on every CPU),
+    or an 8-bit tensor's integers."""
+    if x.form is Form.WIDE:
+        return x
+    if x.form is Form.Q8:
+        wide = graph.op("Cast", [x.name], "wide", to=TensorProto.DOUBLE)
+        if x.signed:
+            wide = graph.op("Sub", [wide, graph.const(zero_point(True), np.float64)], "wide")
+        return Sym(wide, x.fraclen, Form.WIDE)
+    if x.form is not Form.CONV or x.conv.join is not None:
+        raise ValueError(f"an accumulator of form {x.form.value} has no exact int32 form here")
+    conv, source = x.conv.conv, x.conv.source
+    inputs = [
+        source.name,
+        graph.const((conv.weight.numpy() + 128).astype(np.uint8), np.uint8, "w"),
+        graph.const(zero_point(source.signed), np.uint8),
+        graph.const(128, np.uint8),
+    ]
+    acc = graph.op("ConvInteger", inputs, "acc", **conv_attributes(conv))
+    acc = graph.op("Cast", [acc], "acc", to=TensorProto.DOUBLE)
+    bias = graph.const(conv.bias.numpy().astype(np.float64).reshape(1, -1, 1, 1), np.float64, "b")
+    return Sym(graph.op("Add", [acc, bias], "acc"), x.fraclen, Form.WIDE)
+
+
+def _wide_to_q8(graph: Graph, x: Sym, fraclen: int, signed: bool, wl: int, cap: int | None) -> Sym:
+    """Requantize wide integers: times 2**(FL - FL_x), rounded half to even, saturated."""
+    factor = graph.const(np.exp2(fraclen - np.asarray(x.fraclen, np.float64)), np.float64)
+    rounded = graph.op("Round", [graph.op("Mul", [x.name, factor], "scaled")])
+    return _saturated_q8(graph, rounded, fraclen, signed, wl, cap)
+
+
+def _saturated_q8(graph: Graph, integers: str, fraclen: int, signed: bool, wl: int, cap: int | None) -> Sym:
+    """Integers in float64, saturated to the format (and ``cap``), as uint8."""
+    qmin, qmax = int_range(wl, signed)
+    if cap is not None:
+        qmax = min(qmax, cap)
+    zero = zero_point(signed)
+    shifted = graph.op("Add", [integers, graph.const(zero, np.float64)], "shifted")
+    low, high = graph.const(zero + qmin, np.float64), graph.const(zero + qmax, np.float64)
+    q = graph.op("Cast", [graph.op("Clip", [shifted, low, high], "q")], "q", to=TensorProto.UINT8)
+    return Sym(q, fraclen, Form.Q8, signed)
+
+
 def _requantize(self: IntRequantize, graph: Graph, x: Sym, weights: str) -> Sym:
+    if x.form is Form.WIDE:
+        return _wide_to_q8(graph, x, self.fraclen, self.signed, self.wl, self.cap)
     if x.form is Form.CONV:
         out = _qlinear_conv(graph, x.conv, self.fraclen, self.signed, weights)
     elif x.form is Form.ADD8:  # onnxruntime's 8-bit add: round half to even of the exact sum
@@ -328,6 +379,34 @@ def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym, weights: str) -> Sym:
         if joined is not None:
             return dataclasses.replace(a, pending=dataclasses.replace(a.conv, join=joined))
     return _real_sum(graph, _as_real(graph, a), _as_real(graph, b))
+
+
+def _accumulator_add(self: IntAccumulatorAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
+    """F8Net's add of two accumulators, in float64: aligned by powers of two, exact."""
+    a, b = _wide(graph, a), _wide(graph, b)
+    fl = np.maximum(np.asarray(a.fraclen), np.asarray(b.fraclen))
+    terms = [
+        graph.op(
+            "Mul",
+            [t.name, graph.const(np.exp2(fl - np.asarray(t.fraclen, np.float64)), np.float64)],
+            "aligned",
+        )
+        for t in (a, b)
+    ]
+    total = graph.op("Add", terms, "sum")
+    bound = [graph.const(-INT32_MAX, np.float64), graph.const(INT32_MAX, np.float64)]
+    return Sym(graph.op("Clip", [total, *bound], "sum"), fl, Form.WIDE)
+
+
+def _relu(self: IntReLU, graph: Graph, x: Sym) -> Sym:
+    wide = _wide(graph, x)
+    return Sym(graph.op("Relu", [wide.name], "relu"), wide.fraclen, Form.WIDE)
+
+
+def _pooled_requantize(self: IntPooledRequantize, graph: Graph, x: Sym) -> Sym:
+    """F8Net's pool and the classifier input's quantization, in float64."""
+    scaled = pooled(self, graph, _wide(graph, x), TensorProto.DOUBLE)
+    return _saturated_q8(graph, graph.op("Round", [scaled]), self.fraclen, False, self.wl, None)
 
 
 def _linear(self: IntLinear, graph: Graph, x: Sym, weights: str) -> Sym:
@@ -382,6 +461,9 @@ def emitters(weights: str = "portable") -> dict[type, Emitter]:
         IntConv2d: _conv,
         IntMaxPool2d: maxpool,
         IntAdd: functools.partial(_add, weights=weights),
+        IntAccumulatorAdd: _accumulator_add,
+        IntReLU: _relu,
+        IntPooledRequantize: _pooled_requantize,
         IntRequantize: functools.partial(_requantize, weights=weights),
         IntLinear: functools.partial(_linear, weights=weights),
     }

@@ -6,13 +6,24 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto
 
-from f8lab.export.integer_ops import IntAdd, IntConv2d, IntInput, IntLinear, IntMaxPool2d, IntRequantize
+from f8lab.export.integer_ops import (
+    IntAccumulatorAdd,
+    IntAdd,
+    IntConv2d,
+    IntInput,
+    IntLinear,
+    IntMaxPool2d,
+    IntPooledRequantize,
+    IntReLU,
+    IntRequantize,
+)
 from f8lab.export.onnx.graph import Emitter, Form, Graph, Sym, channel_shape
 from f8lab.export.onnx.integer_steps import (
     conv_attributes,
     eight_bit_terms,
     linear,
     maxpool,
+    pooled,
     shortcut_term,
 )
 from f8lab.quant import int_range
@@ -62,6 +73,18 @@ def _add(self: IntAdd, graph: Graph, a: Sym, b: Sym) -> Sym:
     return Sym(graph.op("Add", terms, "sum"), fl, Form.FLOAT)
 
 
+def _relu(self: IntReLU, graph: Graph, x: Sym) -> Sym:
+    return Sym(graph.op("Relu", [x.name], "relu"), x.fraclen, Form.FLOAT)
+
+
+def _pooled_requantize(self: IntPooledRequantize, graph: Graph, x: Sym) -> Sym:
+    """F8Net's pool and the classifier input's quantization, in float32."""
+    qmin, qmax = int_range(self.wl, signed=False)
+    low, high = graph.const(qmin, np.float32), graph.const(qmax, np.float32)
+    rounded = graph.op("Round", [pooled(self, graph, x, TensorProto.FLOAT)])
+    return Sym(graph.op("Clip", [rounded, low, high], "q"), self.fraclen, Form.FLOAT)
+
+
 def _linear(self: IntLinear, graph: Graph, x: Sym) -> Sym:
     return linear(self, graph, x, TensorProto.FLOAT)
 
@@ -71,6 +94,9 @@ EMITTERS: dict[type, Emitter] = {
     IntConv2d: _conv,
     IntRequantize: _requantize,
     IntAdd: _add,
+    IntAccumulatorAdd: _add,  # both terms at their own FLs: aligned as any add's
+    IntReLU: _relu,
+    IntPooledRequantize: _pooled_requantize,
     IntMaxPool2d: maxpool,
     IntLinear: _linear,
 }

@@ -1,5 +1,6 @@
 """What both integer targets share: convolution attributes, the residual add's terms, max
-pooling and the exact classifier (the int32 sum over H·W and the integer product) in float."""
+pooling, F8Net's pool, and the exact classifier (the int32 sum over H·W and the integer
+product) in float."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import dataclasses
 import numpy as np
 from onnx import TensorProto
 
-from f8lab.export.integer_ops import IntAdd, IntConv2d, IntLinear, IntMaxPool2d
+from f8lab.export.integer_ops import IntAdd, IntConv2d, IntLinear, IntMaxPool2d, IntPooledRequantize
 from f8lab.export.onnx.graph import Form, Graph, Sym
 
 
@@ -67,3 +68,18 @@ def linear(self: IntLinear, graph: Graph, x: Sym, carrier: int) -> Sym:
     acc = graph.op("MatMul", [pooled, graph.const(weight, dtype, "fc_w")], "fc")
     acc = graph.op("Add", [acc, graph.const(bias, dtype, "fc_b")], "fc")
     return Sym(acc, self.output_fraclen, Form.FLOAT)
+
+
+def pooled(self: IntPooledRequantize, graph: Graph, x: Sym, carrier: int) -> str:
+    """F8Net's pool before its classifier's quantizer, not yet rounded: the sum over H·W
+    times 2**(FL - FL_x) (exact), divided by H·W (``mean``) or times 2**-6, in ``carrier``
+    (DOUBLE: the division is correctly rounded, so rounding half to even then gives
+    round_divide's integers)."""
+    dtype = np.float64 if carrier == TensorProto.DOUBLE else np.float32
+    total = graph.op("ReduceSum", [x.name, graph.const([2, 3], np.int64)], "pooled", keepdims=1)
+    shift = self.fraclen - int(x.fraclen) - (self.shift_bits if self.pool == "sum_shift" else 0)
+    scaled = graph.op("Mul", [total, graph.const(2.0**shift, dtype)], "pooled")
+    if self.pool == "sum_shift":
+        return scaled
+    size = graph.op("ReduceProd", [graph.op("Shape", [x.name], "size", start=2)], "size", keepdims=0)
+    return graph.op("Div", [scaled, graph.op("Cast", [size], "size", to=carrier)], "mean")

@@ -1,0 +1,172 @@
+"""F8Net's model-zoo files in f8lab: the key mapping against manifests of F8Net's own state
+dicts, the layout's logits against F8Net's code, and the integer model's exactness."""
+
+import json
+from fractions import Fraction
+
+import pytest
+import torch
+from f8net_reference import deterministic_input, deterministic_state, reference, references
+
+from f8lab.cli import main
+from f8lab.export import integerize
+from f8lab.export.integer_ops import round_divide
+from f8lab.models.f8net_layout import ZOO, F8NetNetwork, F8NetRecipe
+from f8lab.models.f8net_zoo import key_map, load_f8net_zoo
+
+RECIPE_ROWS = [ref["rows"][0] for ref in references()]
+
+
+def _loaded(row: str) -> tuple[F8NetNetwork, torch.Tensor]:
+    state = deterministic_state(reference(row)["manifest"])
+    return load_f8net_zoo(state, row).double(), deterministic_input(ZOO[row].normalized_input)
+
+
+def test_every_zoo_row_has_a_reference():
+    assert {row for ref in references() for row in ref["rows"]} == set(ZOO)
+
+
+@pytest.mark.parametrize("row", sorted(ZOO))
+def test_the_manifest_maps_with_no_missing_or_unexpected_key(row):
+    manifest = reference(row)["manifest"]
+    names = key_map(F8NetNetwork(ZOO[row]))
+    file_keys = [key.removeprefix("module.") for key, _, _ in manifest]
+    assert sorted(file_keys) == sorted(names)
+    own = F8NetNetwork(ZOO[row]).state_dict()
+    for key, shape, _ in manifest:
+        target = names[key.removeprefix("module.")]
+        if target is not None:
+            assert own[target].numel() == torch.Size(shape).numel(), key
+
+
+@pytest.mark.parametrize("row", RECIPE_ROWS)
+def test_the_layout_computes_f8nets_logits(row):
+    model, x = _loaded(row)
+    with torch.no_grad():
+        logits = model(x)
+    assert torch.equal(logits, torch.tensor(reference(row)["logits"], dtype=torch.float64))
+
+
+def test_entries_f8net_does_not_use_change_nothing_and_the_others_do():
+    row = "res18_8"
+    manifest = reference(row)["manifest"]
+    names = key_map(F8NetNetwork(ZOO[row]))
+    unused = [k for k, _, _ in manifest if names[k.removeprefix("module.")] is None]
+    # a follower's own alpha (stage_0_layer_1 takes stage_0_layer_0's) and the pixel stem's FL
+    assert "module.stage_0_layer_1.body.0.alpha" in unused and "module.head.0.input_fraclen" in unused
+    x = deterministic_input(False)
+
+    def logits(changed: list[str]) -> torch.Tensor:
+        state = deterministic_state(manifest)
+        for key in changed:
+            state[key] = state[key] + 1.0
+        with torch.no_grad():
+            return load_f8net_zoo(state, row).double()(x)
+
+    base = logits([])
+    assert torch.equal(logits(unused), base)
+    assert not torch.equal(logits(["module.stage_0_layer_0.body.0.alpha"]), base)
+    assert not torch.equal(logits(["module.stage_0_layer_1.body.1.input_fraclen"]), base)
+
+
+def test_a_file_of_another_network_is_refused_naming_its_keys():
+    state = deterministic_state(reference("res50b_8p")["manifest"])
+    with pytest.raises(
+        ValueError,
+        match=r"res18_8 network \(resnet18\) \(an F8Net resnet50 file\? try row res50b_8p\): 264 unex",
+    ):
+        load_f8net_zoo(state, "res18_8")
+    state = deterministic_state(reference("res18_8")["manifest"])
+    del state["module.stage_1_layer_0.shortcut.0.conv.weight"]
+    state["module.extra.weight"] = torch.zeros(1)
+    with pytest.raises(ValueError, match=r"shortcut\.0\.conv\.weight.*extra\.weight"):
+        load_f8net_zoo(state, "res18_8")
+    with pytest.raises(ValueError, match="unknown F8Net model-zoo row 'res34'; choose one of res18_8"):
+        load_f8net_zoo(state, "res34")
+    with pytest.raises(ValueError, match="arch: 'resnet34' is not one of resnet18, resnet50, mobilenet_v1"):
+        F8NetRecipe("resnet34")
+
+
+@pytest.mark.parametrize("row", RECIPE_ROWS)
+def test_the_integer_model_equals_the_layout_bit_for_bit(row):
+    model, x = _loaded(row)
+    with torch.no_grad():
+        fake = model(x)
+        integer = integerize(model, example_input=x[:1])
+        out = integer(x)
+    assert out.dtype == torch.int32
+    assert torch.equal(out.double() / 2**integer.output_fraclen, fake)
+
+
+def test_round_divide_rounds_half_to_even_exactly():
+    g = torch.Generator().manual_seed(0)
+    numerators = torch.cat([torch.randint(-(2**40), 2**40, (2000,), generator=g), torch.arange(-200, 200)])
+    for denominator in (1, 2, 49, 64, 98):
+        got = round_divide(numerators, denominator)
+        want = [round(Fraction(int(n), denominator)) for n in numerators]  # Python: half to even
+        assert got.tolist() == want
+
+
+@pytest.fixture
+def zoo_file(tmp_path):
+    """A file as F8Net's model zoo holds ResNet-18's (deterministic weights)."""
+    path = tmp_path / "res18_8.pth"
+    torch.save({"model": deterministic_state(reference("res18_8")["manifest"])}, path)
+    return path
+
+
+QUICK = ["--config", "configs/imagenet/resnet18_f8.yaml", "--profile", "quick"]
+
+
+def _eval(capsys, argv: list[str]) -> dict:
+    capsys.readouterr()
+    main(["eval", *argv])
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_f8lab_eval_and_export_run_a_zoo_file_every_form_alike(capsys, zoo_file, tmp_path):
+    """On random weights the classes come out at chance; the forms must agree on each one."""
+    figures = {}
+    for mode in ("fake", "integer", "onnx"):
+        result = _eval(capsys, [str(zoo_file), "--f8net", "res18_8", *QUICK, "--mode", mode])
+        assert result["mode"] == mode and result["n"] == 16
+        figures[mode] = (result["top1"], result["top5"])
+    out = tmp_path / "res18_8.onnx"
+    main(["export", str(zoo_file), "--f8net", "res18_8", *QUICK, "--out", str(out)])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["out"] == str(out)
+    figures["file"] = tuple(_eval(capsys, [str(out)])[key] for key in ("top1", "top5"))
+    assert len(set(figures.values())) == 1, figures
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--mode", "float"], "--mode float: F8Net's model-zoo files evaluate with --mode fake"),
+        (["--set", "data.normalize=true"], "F8Net's res18_8 reads pixels: use data.normalize: false"),
+        ([], "--f8net needs --config"),
+    ],
+)
+def test_f8lab_eval_refuses_a_zoo_file_it_cannot_run_as_asked(capsys, zoo_file, extra, message):
+    argv = [
+        "eval",
+        str(zoo_file),
+        "--f8net",
+        "res18_8",
+        *(QUICK if "--config" not in message else []),
+        *extra,
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_zoo_file_without_f8net_and_an_f8lab_file_with_it_are_refused(capsys, zoo_file, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["eval", str(zoo_file), *QUICK])
+    assert f"f8lab eval {zoo_file} --f8net ROW --config CONFIG" in capsys.readouterr().err
+    not_f8net = tmp_path / "other.pt"
+    torch.save({"model": {"conv1.weight": torch.zeros(1)}}, not_f8net)
+    with pytest.raises(SystemExit):
+        main(["eval", str(not_f8net), "--f8net", "res18_8", *QUICK])
+    assert "is not a file of F8Net's code" in capsys.readouterr().err
