@@ -5,10 +5,11 @@
     f8lab eval CHECKPOINT|FILE.onnx [--mode float|fake|integer|onnx] [--profile ... --config ...]
                [--set data.key=value ...]
                (a torch.ao affine checkpoint: --mode fake, or integer for its int8 model)
-    f8lab eval F8NET_FILE --f8net ROW --config CONFIG [--profile ...] [--mode fake|integer|onnx]
-               [--set data.key=value ...]   (a file of F8Net's model zoo, in F8Net's layout)
+    f8lab eval F8NET_FILE --f8net ROW --config CONFIG [--profile ...] [--mode float|fake|integer|onnx]
+               [--set data.key=value ...]   (a file of F8Net's model zoo, in F8Net's layout:
+               float rows --mode float, 8-bit rows fake, integer or onnx)
     f8lab export F8NET_FILE --f8net ROW --config CONFIG --format onnx-int8|onnx-integer-float
-                 --out FILE [--weights ...] [--set data.key=value ...]
+                 --out FILE [--weights ...] [--set data.key=value ...]   (8-bit rows)
     f8lab export CHECKPOINT --format onnx-int8|onnx-integer-float|onnx-float --out FILE
                  [--weights portable|s8|u8] [--set data.key=value ...]
 
@@ -103,11 +104,17 @@ def _f8net_model(args: argparse.Namespace) -> tuple[nn.Module, RunConfig]:
     return model, config
 
 
+def _f8net_rows(floating: bool) -> str:
+    """The model-zoo rows of F8Net's float files, or of its 8-bit ones."""
+    return ", ".join(row for row, recipe in ZOO.items() if recipe.floating == floating)
+
+
 def _export_f8net(model: nn.Module, config: RunConfig, out: Path, fmt: str, weights: str) -> Path:
     """The ONNX file of F8Net's layout (its integer network: folded in float64)."""
     if fmt == "onnx-float":
         raise ValueError(
-            "F8Net's layout has no float network in f8lab: export it as onnx-int8 or onnx-integer-float"
+            "F8Net's 8-bit files export as onnx-int8 or onnx-integer-float "
+            "(f8lab writes no onnx-float file of F8Net's layout)"
         )
     example = sample_test_images(config, 1)[0].double()
     metadata = {"config": json.dumps(config.to_dict())}
@@ -116,11 +123,17 @@ def _export_f8net(model: nn.Module, config: RunConfig, out: Path, fmt: str, weig
 
 def _eval_f8net(args: argparse.Namespace) -> dict:
     """A file of F8Net's model zoo, in F8Net's layout, on the data of ``--config``."""
-    mode = args.mode or "fake"
-    if mode == "float":
+    floating = ZOO[args.f8net].floating
+    mode = args.mode or ("float" if floating else "fake")
+    if (mode == "float") != floating:
+        kind = (
+            "a float file: it evaluates with --mode float"
+            if floating
+            else "an 8-bit file: it evaluates with --mode fake, integer or onnx"
+        )
         raise ValueError(
-            "--mode float: F8Net's model-zoo files evaluate with --mode fake, integer or onnx "
-            "(f8lab builds no float network in F8Net's layout)"
+            f"--mode {mode}: F8Net's {args.f8net} is {kind} "
+            f"(float rows: {_f8net_rows(True)}; 8-bit rows: {_f8net_rows(False)})"
         )
     model, config = _f8net_model(args)
     if mode == "integer":  # the integer-only network (integers carried in float64)
@@ -169,6 +182,11 @@ def _export(args: argparse.Namespace) -> None:
             f"--out {args.out} is a folder; name the file to write, e.g. {args.out / 'model.onnx'}"
         )
     if args.f8net is not None:
+        if ZOO[args.f8net].floating:
+            raise ValueError(
+                f"F8Net's {args.f8net} is a float file: it evaluates (f8lab eval --mode float) but "
+                f"f8lab exports F8Net's 8-bit files only ({_f8net_rows(False)})"
+            )
         model, f8net_config = _f8net_model(args)
         path = _export_f8net(model, f8net_config, args.out, args.format, args.weights)
         print(json.dumps({"format": args.format, "f8net": args.f8net, "out": str(path)}))
@@ -256,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--profile", choices=PROFILES, help="evaluate with this profile of --config")
     p.add_argument("--config", help="the YAML config whose profile to use")
-    _f8net_options(p, "evaluate it in F8Net's own layout on the data of --config (not --mode float)")
+    _f8net_options(p, "evaluate it in F8Net's own layout on the data of --config (float rows: --mode float)")
     p.add_argument(
         "--set",
         action="append",
@@ -286,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         "default: %(default)s",
     )
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
-    _f8net_options(p, "export it in F8Net's own layout, reading the data of --config")
+    _f8net_options(p, "export it in F8Net's own layout, reading the data of --config (8-bit rows)")
     p.add_argument("--config", help="with --f8net: the YAML config whose data the file records")
     p.add_argument("--profile", choices=PROFILES, help="with --f8net: the profile of --config")
     p.add_argument(

@@ -49,7 +49,7 @@ def deterministic_value(key: str, shape: list[int], dtype: str) -> torch.Tensor:
     if leaf == "weight":  # BatchNorm γ
         return 1.0 + 0.2 * (torch.rand(shape, generator=g, dtype=torch.float64) - 0.5)
     if leaf == "alpha":  # clipping levels
-        return 2.0 + 4.0 * torch.rand(shape, generator=g, dtype=torch.float64)
+        return 0.5 + 2.0 * torch.rand(shape, generator=g, dtype=torch.float64)
     if leaf == "input_fraclen":  # running FLs, between formats so that rounding matters
         return 2.6 + 4.0 * torch.rand(shape, generator=g, dtype=torch.float64)
     return 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)  # biases, running means

@@ -19,6 +19,9 @@ what F8Net's evaluation computes.
   classifier's own clipping level, the raw weight quantized, and the bias divided by the
   input's scale and the "rescale forward" factor. Its logits are F8Net's evaluation logits:
   the training logits divided by that positive factor, with the same ranking.
+- F8Net's float files (``_32``) are this network in F8Net's floating mode: nothing is
+  rounded, activations clip at their levels α, and each folded weight is clamped to the
+  range of its [8, 7] format (``ClampedWeight``), as F8Net trained and evaluated them.
 """
 
 from __future__ import annotations
@@ -52,21 +55,31 @@ class F8NetRecipe:
     fraclen_method: str = setting("std", choices=("std", "grid"))  # weights' FL: formula or search
     normalized_input: bool = False  # the stem quantizes the normalised image (signed, own FL)
     pool: str = setting("mean", choices=POOLS)  # the classifier's pool
+    # F8Net's float model: no rounding, each tensor clamped to the range of its fixed format
+    # ([8, 7] weights, [8, 6] inputs: activations clip at their level α); no FLs are tracked
+    floating: bool = False
 
     def __post_init__(self) -> None:
         check_settings(self)
 
     def quant(self) -> QuantConfig:
         return QuantConfig(
-            fraclen_method=self.fraclen_method, clipping=self.clipping, signed_input=self.normalized_input
+            fraclen_method="fixed" if self.floating else self.fraclen_method,
+            floating=self.floating,
+            clipping=self.clipping,
+            signed_input=self.normalized_input,
         )
 
 
 # The model-zoo rows (F8Net's file names, lower case) and the settings of their training
 # configs (F8Net's apps/imagenet/): the conventional rows with clipping and the std formula
-# on pixels; the tiny fine-tuning rows pure fixed point with grid-searched FLs on normalised
-# images, ResNet-50's with the shift pool.
+# on pixels, their float models (``_32``) the same network in F8Net's floating mode; the
+# tiny fine-tuning rows pure fixed point with grid-searched FLs on normalised images,
+# ResNet-50's with the shift pool.
 ZOO = {
+    "res18_32": F8NetRecipe("resnet18", floating=True),
+    "mbv1_32": F8NetRecipe("mobilenet_v1", floating=True),
+    "mbv2b_32": F8NetRecipe("mobilenet_v2", floating=True),
     "res18_8": F8NetRecipe("resnet18"),
     "mbv1_8": F8NetRecipe("mobilenet_v1"),
     "mbv2b_8": F8NetRecipe("mobilenet_v2"),
@@ -78,6 +91,20 @@ ZOO = {
         "resnet50", clipping=False, fraclen_method="grid", normalized_input=True, pool="sum_shift"
     ),
 }
+
+
+class ClampedWeight(WeightQuant):
+    """The weight quantizer of F8Net's float model: the folded weight is not rounded but
+    clamped to its format's range, ±(2**(wl-1) - 1) · 2**-FL (±127/128 at [8, 7])."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        top = (2 ** (self.wl - 1) - 1) * torch.exp2(-self.fraclen.to(weight.dtype))
+        return torch.clamp(weight, -top, top)
+
+
+def weight_quantizer(config: QuantConfig, out_channels: int) -> WeightQuant:
+    """F8Net's weight quantizer for ``config``: rounding, or clamping only in floating mode."""
+    return ClampedWeight(config, out_channels) if config.floating else WeightQuant(config, out_channels)
 
 
 class ReaderConv(nn.Module):
@@ -109,6 +136,7 @@ class ReaderConv(nn.Module):
             bn=bn,
             input_quant=quant,
             output_quant=writes,
+            weight_quant=weight_quantizer(config, out_channels),
         )
         self.bn, self.quant = bn, quant
 
@@ -182,7 +210,7 @@ class F8NetClassifier(nn.Linear):
 
     def __init__(self, config: QuantConfig, quant: ActQuant, in_features: int, out_features: int, pool: str):
         super().__init__(in_features, out_features)
-        self.weight_quant = WeightQuant(config, out_features)
+        self.weight_quant = weight_quantizer(config, out_features)
         self.quant, self.pool = quant, pool
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,26 +23,27 @@ from f8lab.nn import ActQuant
 BN_ENTRIES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def _quantizer_entries(prefix: str, quant: ActQuant) -> dict[str, str | None]:
-    return {
-        f"{prefix}alpha": f"{prefix}quant.alpha" if quant.alpha is not None else None,
-        f"{prefix}input_fraclen": f"{prefix}quant.ema.fraclen" if quant.tracked else None,
-    }
+def _quantizer_entries(prefix: str, quant: ActQuant, floating: bool) -> dict[str, str | None]:
+    names = {f"{prefix}alpha": f"{prefix}quant.alpha" if quant.alpha is not None else None}
+    if not floating:  # F8Net's float models hold no FL buffers
+        names[f"{prefix}input_fraclen"] = f"{prefix}quant.ema.fraclen" if quant.tracked else None
+    return names
 
 
 def key_map(model: F8NetNetwork) -> dict[str, str | None]:
     """Every key of F8Net's state dict for this network (without ``module.``), and the key
     of the layout's that it loads into (None: F8Net's entry is unused here)."""
     names: dict[str, str | None] = {}
+    floating = model.recipe.floating
     for path, module in model.named_modules():
         prefix = f"{path}."
         if isinstance(module, ReaderConv):
-            names.update(_quantizer_entries(prefix, module.quant))
+            names.update(_quantizer_entries(prefix, module.quant, floating))
             names[f"{prefix}conv.weight"] = f"{prefix}conv.weight"
             names.update({f"{prefix}bn.{e}": f"{prefix}bn.{e}" for e in BN_ENTRIES})
         elif isinstance(module, F8NetClassifier):
             names.update({f"{prefix}{e}": f"{prefix}{e}" for e in ("weight", "bias")})
-            names.update(_quantizer_entries(prefix, module.quant))
+            names.update(_quantizer_entries(prefix, module.quant, floating))
     return names
 
 
@@ -58,12 +59,11 @@ def check_keys(model: F8NetNetwork, state: Mapping[str, torch.Tensor], row: str)
             mismatched.append(f"{key} {tuple(state[key].shape)} vs {tuple(own[target].shape)}")
     report = key_mismatches(missing, unexpected, mismatched)
     if report:
-        fits = [
-            r
-            for r in ZOO
-            if ZOO[r].arch != ZOO[row].arch and sorted(key_map(F8NetNetwork(ZOO[r]))) == sorted(state)
-        ]
-        hint = f" (an F8Net {ZOO[fits[0]].arch} file? try row {fits[0]})" if fits else ""
+        fits = [r for r in ZOO if sorted(key_map(F8NetNetwork(ZOO[r]))) == sorted(state)]
+        hint = ""
+        if fits:
+            kind = "float" if ZOO[fits[0]].floating else "8-bit"
+            hint = f" (an F8Net {kind} {ZOO[fits[0]].arch} file? try row {fits[0]})"
         raise ValueError(f"this is not F8Net's {row} network ({ZOO[row].arch}){hint}: {report}")
 
 

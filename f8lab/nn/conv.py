@@ -93,7 +93,8 @@ def running_statistics(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
 
 class FixConv2d(nn.Conv2d):
     """A fixed-point conv+BN layer: it folds ``bn`` (registered beside it, as torchvision's),
-    reads the tensor of ``input_quant`` and writes that of ``output_quant`` (None: logits)."""
+    reads the tensor of ``input_quant`` and writes that of ``output_quant`` (None: logits);
+    ``weight_quant`` quantizes the folded weight (None: a ``WeightQuant`` of ``config``)."""
 
     def __init__(
         self,
@@ -108,6 +109,7 @@ class FixConv2d(nn.Conv2d):
         bn: nn.BatchNorm2d,
         input_quant: ActQuant,
         output_quant: ActQuant | None,
+        weight_quant: WeightQuant | None = None,
     ) -> None:
         if groups not in (1, in_channels) or (groups > 1 and out_channels != in_channels):
             raise NotImplementedError(
@@ -119,7 +121,7 @@ class FixConv2d(nn.Conv2d):
             raise TypeError(f"FixConv2d folds a BatchNorm2d, got {type(bn).__name__}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn_fold = config.bn_fold
-        self.weight_quant = WeightQuant(config, out_channels)
+        self.weight_quant = WeightQuant(config, out_channels) if weight_quant is None else weight_quant
         self._bn = Link(bn)
         self._input_quant = Link(input_quant)
         self._output_quant = None if output_quant is None else Link(output_quant)
