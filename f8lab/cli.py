@@ -104,9 +104,9 @@ def _f8net_model(args: argparse.Namespace) -> tuple[nn.Module, RunConfig]:
     return model, config
 
 
-def _f8net_rows(floating: bool) -> str:
-    """The model-zoo rows of F8Net's float files, or of its 8-bit ones."""
-    return ", ".join(row for row, recipe in ZOO.items() if recipe.floating == floating)
+def _f8net_rows(kind: str) -> str:
+    """The model-zoo rows of F8Net's files of one kind ("float" or "8-bit")."""
+    return ", ".join(row for row, recipe in ZOO.items() if recipe.kind == kind)
 
 
 def _export_f8net(model: nn.Module, config: RunConfig, out: Path, fmt: str, weights: str) -> Path:
@@ -126,14 +126,10 @@ def _eval_f8net(args: argparse.Namespace) -> dict:
     floating = ZOO[args.f8net].floating
     mode = args.mode or ("float" if floating else "fake")
     if (mode == "float") != floating:
-        kind = (
-            "a float file: it evaluates with --mode float"
-            if floating
-            else "an 8-bit file: it evaluates with --mode fake, integer or onnx"
-        )
+        modes = "float" if floating else "fake, integer or onnx"
         raise ValueError(
-            f"--mode {mode}: F8Net's {args.f8net} is {kind} "
-            f"(float rows: {_f8net_rows(True)}; 8-bit rows: {_f8net_rows(False)})"
+            f"--mode {mode}: F8Net's {args.f8net} is one of its {ZOO[args.f8net].kind} files: it evaluates "
+            f"with --mode {modes} (float rows: {_f8net_rows('float')}; 8-bit rows: {_f8net_rows('8-bit')})"
         )
     model, config = _f8net_model(args)
     if mode == "integer":  # the integer-only network (integers carried in float64)
@@ -185,7 +181,7 @@ def _export(args: argparse.Namespace) -> None:
         if ZOO[args.f8net].floating:
             raise ValueError(
                 f"F8Net's {args.f8net} is a float file: it evaluates (f8lab eval --mode float) but "
-                f"f8lab exports F8Net's 8-bit files only ({_f8net_rows(False)})"
+                f"f8lab exports F8Net's 8-bit files only ({_f8net_rows('8-bit')})"
             )
         model, f8net_config = _f8net_model(args)
         path = _export_f8net(model, f8net_config, args.out, args.format, args.weights)

@@ -20,8 +20,9 @@ what F8Net's evaluation computes.
   input's scale and the "rescale forward" factor. Its logits are F8Net's evaluation logits:
   the training logits divided by that positive factor, with the same ranking.
 - F8Net's float files (``_32``) are this network in F8Net's floating mode: nothing is
-  rounded, activations clip at their levels α, and each folded weight is clamped to the
-  range of its [8, 7] format (``ClampedWeight``), as F8Net trained and evaluated them.
+  rounded, each quantizer but the stem's clips at its [8, 6] range (at α, in real units),
+  and each weight (folded, or the classifier's raw one) is clamped to the range of its
+  [8, 7] format (``ClampedWeight``), as F8Net trained and evaluated them.
 """
 
 from __future__ import annotations
@@ -56,11 +57,17 @@ class F8NetRecipe:
     normalized_input: bool = False  # the stem quantizes the normalised image (signed, own FL)
     pool: str = setting("mean", choices=POOLS)  # the classifier's pool
     # F8Net's float model: no rounding, each tensor clamped to the range of its fixed format
-    # ([8, 7] weights, [8, 6] inputs: activations clip at their level α); no FLs are tracked
+    # ([8, 7] weights, [8, 6] inputs: activations clip at their level α); no FLs are tracked,
+    # so fraclen_method is unused
     floating: bool = False
 
     def __post_init__(self) -> None:
         check_settings(self)
+
+    @property
+    def kind(self) -> str:
+        """What the row's file holds: "float" or "8-bit"."""
+        return "float" if self.floating else "8-bit"
 
     def quant(self) -> QuantConfig:
         return QuantConfig(
@@ -99,6 +106,8 @@ class ClampedWeight(WeightQuant):
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         top = (2 ** (self.wl - 1) - 1) * torch.exp2(-self.fraclen.to(weight.dtype))
+        if self.dim is not None:  # (C,) -> (C, 1, ...): one FL per output channel
+            top = top.view(-1, *[1] * (weight.dim() - 1))
         return torch.clamp(weight, -top, top)
 
 

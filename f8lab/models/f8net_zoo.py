@@ -2,8 +2,9 @@
 
 A zoo file is ``{"model": state_dict}`` saved from a DistributedDataParallel wrapper (keys
 start with ``module.``). Each quantized layer of F8Net's code holds ``conv.weight``, ``bn.*``,
-a clipping level ``alpha`` and a running FL ``input_fraclen``; the layout's ``ReaderConv``
-holds the same under ``conv``, ``bn`` and ``quant`` (``quant.alpha``, ``quant.ema.fraclen``).
+a clipping level ``alpha`` and, in the 8-bit files, a running FL ``input_fraclen`` (the float
+files track none); the layout's ``ReaderConv`` holds the same under ``conv``, ``bn`` and
+``quant`` (``quant.alpha``, ``quant.ema.fraclen``).
 F8Net keeps an ``alpha`` in every layer, also where the layer takes its master's, or where
 its recipe has no clipping, and an ``input_fraclen`` in the stem that reads pixels; those
 entries are checked and left unused. The recipe (``f8net_layout.ZOO``) says what the file's
@@ -59,11 +60,9 @@ def check_keys(model: F8NetNetwork, state: Mapping[str, torch.Tensor], row: str)
             mismatched.append(f"{key} {tuple(state[key].shape)} vs {tuple(own[target].shape)}")
     report = key_mismatches(missing, unexpected, mismatched)
     if report:
-        fits = [r for r in ZOO if sorted(key_map(F8NetNetwork(ZOO[r]))) == sorted(state)]
-        hint = ""
-        if fits:
-            kind = "float" if ZOO[fits[0]].floating else "8-bit"
-            hint = f" (an F8Net {kind} {ZOO[fits[0]].arch} file? try row {fits[0]})"
+        keys = sorted(state) if missing or unexpected else None  # a row with these keys, if not row's
+        fits = [r for r in ZOO if sorted(key_map(F8NetNetwork(ZOO[r]))) == keys]
+        hint = f" (an F8Net {ZOO[fits[0]].kind} {ZOO[fits[0]].arch} file? try row {fits[0]})" if fits else ""
         raise ValueError(f"this is not F8Net's {row} network ({ZOO[row].arch}){hint}: {report}")
 
 
@@ -91,6 +90,12 @@ def load_f8net_zoo(state: Mapping[str, torch.Tensor], row: str, num_classes: int
     of a zoo file's state dict (``f8lab.train.checkpoint.read_f8net_file``), in eval mode."""
     if row not in ZOO:
         raise ValueError(f"unknown F8Net model-zoo row {row!r}; choose one of {', '.join(ZOO)}")
+    bias = strip_wrapper(state).get("classifier.0.bias")
+    if bias is not None and bias.numel() != num_classes:
+        raise ValueError(
+            f"F8Net's file has {bias.numel()} classes where {num_classes} are asked for: evaluate it "
+            f"with model.num_classes: {bias.numel()} (its data set's config, e.g. configs/imagenet/)"
+        )
     model = F8NetNetwork(ZOO[row], num_classes)
     load_f8net_state(model, state, row)
     return model.eval()

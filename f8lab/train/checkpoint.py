@@ -71,10 +71,11 @@ def load_tensors(path: str | Path) -> Any:
             f"{path} is a checkpoint of F8Net's own code (head.0.conv, stage_0_layer_0, "
             "classifier.0): F8Net quantizes a tensor where each layer reads it and keeps the "
             "residual path unquantized, f8lab's networks quantize it once where it is written, "
-            "so these weights compute F8Net's network only. f8lab evaluates its ResNet files "
-            f"in that layout: f8lab eval {path} --f8net ROW --config CONFIG (ROW one of "
-            f'{", ".join(ZOO)}; docs/guide.md, "F8Net\'s model-zoo files"); it does not '
-            "export, train or fine-tune them. To train f8lab's network from the paper's "
+            "so these weights compute F8Net's network only. f8lab evaluates them in that "
+            f"layout: f8lab eval {path} --f8net ROW --config CONFIG (ROW one of "
+            f'{", ".join(ZOO)}; docs/guide.md, "F8Net\'s model-zoo files"), exports the 8-bit '
+            "ones with f8lab export ... --f8net ROW, and does not train or fine-tune them. "
+            "To train f8lab's network from the paper's "
             "starting point, use PytorchCV's float weights: --init ptcv:resnet18 (or resnet50b, "
             'mobilenet_w1, mobilenetv2b_w1; docs/method.md, "F8Net\'s published models")'
         )
