@@ -14,6 +14,7 @@ from f8lab.export.integer_ops import round_divide
 from f8lab.models.f8net_layout import ZOO, ClampedWeight, F8NetNetwork, F8NetRecipe
 from f8lab.models.f8net_zoo import key_map, load_f8net_zoo
 from f8lab.nn import ActQuant, FixConv2d
+from f8lab.quant import QuantConfig
 
 RECIPE_ROWS = [ref["rows"][0] for ref in references()]
 FLOAT_ROWS = [row for row in RECIPE_ROWS if ZOO[row].floating]
@@ -257,3 +258,11 @@ def test_a_float_row_has_no_integer_form():
     model, x = _loaded("res18_32")
     with pytest.raises(ValueError, match="a floating-mode model has no integer form"):
         integerize(model, example_input=x[:1])
+
+
+def test_clamped_weight_clamps_each_channel_at_its_own_format():
+    clamp = ClampedWeight(QuantConfig(per_channel=True, fraclen_method="fixed", floating=True), 2)
+    clamp.fraclen = torch.tensor([7, 5])
+    weight = torch.tensor([[0.5, 2.0, -9.0], [0.5, 2.0, -9.0]]).view(2, 3, 1, 1)
+    want = torch.tensor([[0.5, 127 / 128, -127 / 128], [0.5, 2.0, -127 / 32]]).view(2, 3, 1, 1)
+    assert torch.equal(clamp(weight), want)  # not rounded: 0.5 and 2.0 stay
