@@ -24,9 +24,9 @@ from f8lab.nn import ActQuant
 BN_ENTRIES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def _quantizer_entries(prefix: str, quant: ActQuant, floating: bool) -> dict[str, str | None]:
+def _quantizer_entries(prefix: str, quant: ActQuant) -> dict[str, str | None]:
     names = {f"{prefix}alpha": f"{prefix}quant.alpha" if quant.alpha is not None else None}
-    if not floating:  # F8Net's float models hold no FL buffers
+    if not quant.config.floating:  # F8Net's float models hold no FL buffers
         names[f"{prefix}input_fraclen"] = f"{prefix}quant.ema.fraclen" if quant.tracked else None
     return names
 
@@ -35,22 +35,27 @@ def key_map(model: F8NetNetwork) -> dict[str, str | None]:
     """Every key of F8Net's state dict for this network (without ``module.``), and the key
     of the layout's that it loads into (None: F8Net's entry is unused here)."""
     names: dict[str, str | None] = {}
-    floating = model.recipe.floating
     for path, module in model.named_modules():
         prefix = f"{path}."
         if isinstance(module, ReaderConv):
-            names.update(_quantizer_entries(prefix, module.quant, floating))
+            names.update(_quantizer_entries(prefix, module.quant))
             names[f"{prefix}conv.weight"] = f"{prefix}conv.weight"
             names.update({f"{prefix}bn.{e}": f"{prefix}bn.{e}" for e in BN_ENTRIES})
         elif isinstance(module, F8NetClassifier):
             names.update({f"{prefix}{e}": f"{prefix}{e}" for e in ("weight", "bias")})
-            names.update(_quantizer_entries(prefix, module.quant, floating))
+            names.update(_quantizer_entries(prefix, module.quant))
     return names
 
 
 def check_keys(model: F8NetNetwork, state: Mapping[str, torch.Tensor], row: str) -> None:
     """Refuse a state dict that is not F8Net's network for ``row``, naming the first
-    missing and unexpected keys and shape mismatches."""
+    missing and unexpected keys and shape mismatches, or a class count other than the file's."""
+    classes, bias = model.classifier[0].out_features, state.get("classifier.0.bias")
+    if bias is not None and bias.numel() != classes:
+        raise ValueError(
+            f"F8Net's file has {bias.numel()} classes where {classes} are asked for: evaluate it "
+            f"with model.num_classes: {bias.numel()} (its data set's config, e.g. configs/imagenet/)"
+        )
     names, own = key_map(model), model.state_dict()
     missing = [k for k in names if k not in state]
     unexpected = [k for k in state if k not in names]
@@ -90,12 +95,6 @@ def load_f8net_zoo(state: Mapping[str, torch.Tensor], row: str, num_classes: int
     of a zoo file's state dict (``f8lab.train.checkpoint.read_f8net_file``), in eval mode."""
     if row not in ZOO:
         raise ValueError(f"unknown F8Net model-zoo row {row!r}; choose one of {', '.join(ZOO)}")
-    bias = strip_wrapper(state).get("classifier.0.bias")
-    if bias is not None and bias.numel() != num_classes:
-        raise ValueError(
-            f"F8Net's file has {bias.numel()} classes where {num_classes} are asked for: evaluate it "
-            f"with model.num_classes: {bias.numel()} (its data set's config, e.g. configs/imagenet/)"
-        )
     model = F8NetNetwork(ZOO[row], num_classes)
     load_f8net_state(model, state, row)
     return model.eval()
